@@ -1,0 +1,41 @@
+"""napari-zarrnii: multiscale OME-Zarr and NIfTI images in napari and in Python.
+
+The public API imports neither napari nor Qt::
+
+    from napari_zarrnii import ZarrNii
+"""
+
+from __future__ import annotations
+
+from ._errors import (
+    CancelledError,
+    DestinationExistsError,
+    InvalidMetadataError,
+    NotOmeZarrError,
+    ReadOnlyStoreError,
+    ZarrNiiError,
+)
+
+try:
+    from ._version import __version__
+except ImportError:  # running from a source tree without a build
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "CancelledError",
+    "DestinationExistsError",
+    "InvalidMetadataError",
+    "NotOmeZarrError",
+    "ReadOnlyStoreError",
+    "ZarrNii",
+    "ZarrNiiError",
+    "__version__",
+]
+
+
+def __getattr__(name: str):  # lazy: keeps `import napari_zarrnii` (and napari start-up) fast
+    if name == "ZarrNii":
+        from ._zarrnii import ZarrNii
+
+        return ZarrNii
+    raise AttributeError(f"module 'napari_zarrnii' has no attribute {name!r}")

@@ -1,0 +1,47 @@
+"""Errors raised by napari-zarrnii.
+
+Every error derives from :class:`ZarrNiiError` and, where one fits, from the
+matching builtin, so ``except ValueError`` keeps working for callers that do not
+know this package.  Messages name the path and the field at fault.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CancelledError",
+    "DestinationExistsError",
+    "InvalidMetadataError",
+    "NotOmeZarrError",
+    "ReadOnlyStoreError",
+    "ZarrNiiError",
+]
+
+
+class ZarrNiiError(Exception):
+    """Base class of every error raised by napari-zarrnii."""
+
+
+class NotOmeZarrError(ZarrNiiError, ValueError):
+    """The path is readable but holds no OME-Zarr (or NIfTI) image."""
+
+
+class InvalidMetadataError(ZarrNiiError, ValueError):
+    """OME-NGFF metadata is present but wrong: names the path and the field."""
+
+    def __init__(self, path: str, field: str, problem: str) -> None:
+        self.path = path
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{path}: invalid OME-NGFF metadata at '{field}': {problem}")
+
+
+class DestinationExistsError(ZarrNiiError, FileExistsError):
+    """The destination exists and ``overwrite=True`` was not given."""
+
+
+class ReadOnlyStoreError(ZarrNiiError, PermissionError):
+    """The store cannot be written (remote URL or read-only folder)."""
+
+
+class CancelledError(ZarrNiiError):
+    """A long operation was cancelled by the user; nothing was left behind."""

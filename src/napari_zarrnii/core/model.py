@@ -1,0 +1,383 @@
+"""One description of a multiscale image, shared by the reader, the API and the writer.
+
+The model knows nothing of files, napari or Qt.  A :class:`MultiscaleImage` holds the
+axes (name, type, unit), one array per pyramid level (a zarr array, a dask array or
+any lazy array-like: nothing is read by building a model), the physical scale and
+translation of every level, the channels (label, colour, window, visibility), its
+label images and the metadata it was read from.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "AXIS_TYPES",
+    "Axis",
+    "ChannelInfo",
+    "Level",
+    "MultiscaleImage",
+    "SlicedArray",
+    "Window",
+    "default_axes",
+    "normalize_color",
+]
+
+AXIS_TYPES = ("time", "channel", "space")
+
+#: Colours cycled through for channels that have none, as in most viewers.
+DEFAULT_CHANNEL_COLORS = ("00FF00", "FF00FF", "00FFFF", "FF0000", "0000FF", "FFFF00", "FFFFFF")
+
+_NAMED_COLORS = {
+    "red": "FF0000",
+    "green": "00FF00",
+    "blue": "0000FF",
+    "cyan": "00FFFF",
+    "magenta": "FF00FF",
+    "yellow": "FFFF00",
+    "white": "FFFFFF",
+    "gray": "FFFFFF",
+    "grey": "FFFFFF",
+    "black": "000000",
+    "orange": "FF8000",
+}
+
+
+def normalize_color(color: Any) -> str | None:
+    """Return a colour as the six upper-case hex digits OME ``omero`` uses, or None.
+
+    Accepts ``'00FF00'``, ``'#00ff00'``, ``'#00FF00FF'`` (alpha dropped), colour names
+    (``'blue'``), an RGB(A) sequence of floats in 0-1 or ints in 0-255, and the
+    OME-XML signed 32-bit RGBA integer.  Anything else gives None, never an error.
+    """
+    if color is None:
+        return None
+    if isinstance(color, str):
+        text = color.strip().lower()
+        if text in _NAMED_COLORS:
+            return _NAMED_COLORS[text]
+        text = text.removeprefix("#").removeprefix("0x")
+        if len(text) in (6, 8) and all(c in "0123456789abcdef" for c in text):
+            return text[:6].upper()
+        if len(text) == 3 and all(c in "0123456789abcdef" for c in text):
+            return "".join(c * 2 for c in text).upper()
+        return None
+    if isinstance(color, (int, np.integer)) and not isinstance(color, bool):
+        rgba = int(color) & 0xFFFFFFFF
+        return f"{rgba >> 8:06X}"
+    try:
+        values = [float(v) for v in color]
+    except (TypeError, ValueError):
+        return None
+    if len(values) not in (3, 4):
+        return None
+    if all(0.0 <= v <= 1.0 for v in values):
+        values = [v * 255.0 for v in values]
+    if not all(0.0 <= v <= 255.0 for v in values):
+        return None
+    return "".join(f"{round(v):02X}" for v in values[:3])
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One array axis: its name, NGFF type (``space``, ``time``, ``channel`` or None) and unit."""
+
+    name: str
+    type: str | None = None
+    unit: str | None = None
+
+
+def default_axes(ndim: int) -> tuple[Axis, ...]:
+    """The NGFF default axes for ``ndim`` dimensions: the last of ``t, c, z, y, x``."""
+    if not 1 <= ndim <= 5:
+        raise ValueError(f"OME-NGFF images have 2 to 5 dimensions, not {ndim}")
+    names = ("t", "c", "z", "y", "x")[-ndim:]
+    types = {"t": "time", "c": "channel"}
+    return tuple(Axis(n, types.get(n, "space")) for n in names)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Display window of a channel: ``start``-``end`` shown, ``min``-``max`` the data range."""
+
+    start: float
+    end: float
+    min: float
+    max: float
+
+
+@dataclass(frozen=True)
+class ChannelInfo:
+    """Display information of one channel, as OME ``omero`` channels hold it."""
+
+    label: str
+    color: str = "FFFFFF"
+    window: Window | None = None
+    active: bool = True
+    inverted: bool = False
+
+
+@dataclass(frozen=True)
+class Level:
+    """One pyramid level: a lazy array and its placement in physical space.
+
+    ``scale`` and ``translation`` have one entry per axis (1 and 0 for non-spatial
+    axes).  The physical coordinate of voxel index ``i`` along an axis is
+    ``translation + i * scale``: the centre of the voxel, as in NGFF and napari.
+    """
+
+    path: str
+    data: Any
+    scale: tuple[float, ...]
+    translation: tuple[float, ...]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(int(s) for s in self.data.shape)
+
+    @property
+    def chunks(self) -> tuple[int, ...] | None:
+        chunks = getattr(self.data, "chunks", None)
+        if chunks is None:
+            return None
+        if chunks and isinstance(chunks[0], tuple):  # dask: tuple of tuples
+            return tuple(int(c[0]) for c in chunks)
+        return tuple(int(c) for c in chunks)
+
+
+@dataclass
+class MultiscaleImage:
+    """A multiscale image: axes, levels (finest first), channels, labels and metadata.
+
+    Attributes
+    ----------
+    axes
+        One :class:`Axis` per array dimension, in storage order.
+    levels
+        Pyramid levels, finest (level 0) first.
+    name
+        The multiscale's name, if any.
+    channels
+        One :class:`ChannelInfo` per index of the channel axis (empty without one).
+    labels
+        Label images stored with this image (NGFF ``labels/``), by name.
+    is_label
+        True for a label (segmentation) image.
+    label_colors
+        For a label image: label value to RGBA (0-1 floats), from ``image-label``.
+    label_properties
+        For a label image: the ``image-label`` ``properties`` list as stored.
+    source
+        Path or URL the image was read from (None when built in memory).
+    ngff_version
+        The NGFF version it was read as, or None.
+    attrs
+        The raw attributes it was read from (the whole ``ome``/root dict).
+    world_affine
+        Optional homogeneous affine, (n+1, n+1) over the array axes, applied after
+        scale and translation: set for oblique NIfTI images; None for NGFF images.
+    notes
+        Human-readable notes about what the reader ignored or guessed.
+    """
+
+    axes: tuple[Axis, ...]
+    levels: list[Level]
+    name: str | None = None
+    channels: list[ChannelInfo] = field(default_factory=list)
+    labels: dict[str, MultiscaleImage] = field(default_factory=dict)
+    is_label: bool = False
+    label_colors: dict[int, tuple[float, float, float, float]] = field(default_factory=dict)
+    label_properties: list[dict[str, Any]] = field(default_factory=list)
+    source: str | None = None
+    ngff_version: str | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+    world_affine: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.levels:
+            raise ValueError("a multiscale image needs at least one level")
+        ndim = len(self.axes)
+        for level in self.levels:
+            if len(level.shape) != ndim:
+                raise ValueError(
+                    f"level '{level.path}' has {len(level.shape)} dimensions, "
+                    f"the axes {self.axis_names} have {ndim}"
+                )
+            if len(level.scale) != ndim or len(level.translation) != ndim:
+                raise ValueError(f"level '{level.path}': scale/translation need {ndim} values")
+
+    # -- axes -----------------------------------------------------------------
+    @property
+    def ndim(self) -> int:
+        return len(self.axes)
+
+    @property
+    def axis_names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.axes)
+
+    @property
+    def units(self) -> tuple[str | None, ...]:
+        return tuple(a.unit for a in self.axes)
+
+    def axis_index(self, kind: str) -> int | None:
+        """Index of the first axis of NGFF type ``kind`` (``'channel'``, ``'time'``), or None."""
+        for i, axis in enumerate(self.axes):
+            if axis.type == kind:
+                return i
+        return None
+
+    @property
+    def channel_axis(self) -> int | None:
+        return self.axis_index("channel")
+
+    @property
+    def time_axis(self) -> int | None:
+        return self.axis_index("time")
+
+    @property
+    def spatial_axes(self) -> tuple[int, ...]:
+        return tuple(i for i, a in enumerate(self.axes) if a.type == "space")
+
+    # -- levels ---------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.levels[0].shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.levels[0].data.dtype)
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.levels)
+
+    @property
+    def num_channels(self) -> int:
+        axis = self.channel_axis
+        return 1 if axis is None else self.shape[axis]
+
+    def channel_infos(self) -> list[ChannelInfo]:
+        """Channel information for every channel, filling gaps with defaults."""
+        infos = list(self.channels[: self.num_channels])
+        for i in range(len(infos), self.num_channels):
+            color = "FFFFFF" if self.num_channels == 1 else DEFAULT_CHANNEL_COLORS[i % 7]
+            infos.append(ChannelInfo(label=f"channel {i}" if self.num_channels > 1 else "", color=color))
+        return infos
+
+    def replace(self, **changes: Any) -> MultiscaleImage:
+        """A copy with some fields changed (levels, channels, ...)."""
+        return replace(self, **changes)
+
+    def select_levels(self, indices: Sequence[int]) -> MultiscaleImage:
+        """A copy keeping only the given levels (in the order given)."""
+        return self.replace(levels=[self.levels[i] for i in indices])
+
+    def physical_extent(self, level: int = 0) -> tuple[tuple[float, float], ...]:
+        """Per axis, the physical (min edge, max edge) covered by a level's voxels."""
+        lvl = self.levels[level]
+        return tuple(
+            (t - 0.5 * s, t + (n - 0.5) * s)
+            for n, s, t in zip(lvl.shape, lvl.scale, lvl.translation)
+        )
+
+
+class SlicedArray:
+    """A lazy, read-only view of an array through a basic index (ints and slices).
+
+    napari needs ``shape``, ``dtype``, ``ndim`` and ``__getitem__``; this gives them
+    without reading anything, so a channel of a 5-D zarr array can be shown as its
+    own layer without dask's per-chunk task graph.  Reads go straight to the base
+    array with the composed index.
+    """
+
+    def __init__(self, base: Any, index: tuple[int | slice, ...]) -> None:
+        shape = tuple(int(s) for s in base.shape)
+        if len(index) > len(shape):
+            raise IndexError("too many indices")
+        index = tuple(index) + (slice(None),) * (len(shape) - len(index))
+        self._base = base
+        self._index: list[int | range] = []
+        for item, size in zip(index, shape):
+            if isinstance(item, slice):
+                self._index.append(range(*item.indices(size)))
+            else:
+                value = int(item)
+                if not -size <= value < size:
+                    raise IndexError(f"index {value} out of range for size {size}")
+                self._index.append(value % size)
+        self.dtype = np.dtype(base.dtype)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(r) for r in self._index if isinstance(r, range))
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def chunks(self) -> tuple[int, ...] | None:
+        chunks = getattr(self._base, "chunks", None)
+        if chunks is None or (chunks and isinstance(chunks[0], tuple)):
+            return None
+        return tuple(int(c) for c, r in zip(chunks, self._index) if isinstance(r, range))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"SlicedArray(shape={self.shape}, dtype={self.dtype})"
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if not isinstance(key, tuple):
+            key = (key,)
+        if any(k is Ellipsis for k in key):
+            pos = next(i for i, k in enumerate(key) if k is Ellipsis)
+            fill = (slice(None),) * (self.ndim - (len(key) - 1))
+            key = key[:pos] + fill + key[pos + 1 :]
+        key = tuple(key) + (slice(None),) * (self.ndim - len(key))
+        if len(key) != self.ndim:
+            raise IndexError(f"too many indices for an array of {self.ndim} dimensions")
+        composed: list[Any] = []
+        keys = iter(key)
+        for r in self._index:
+            if not isinstance(r, range):
+                composed.append(r)
+                continue
+            k = next(keys)
+            if isinstance(k, slice):
+                sub = r[k]
+                if sub.step > 0 or len(sub) == 0:
+                    composed.append(slice(sub.start, sub.start + len(sub) * sub.step, sub.step)
+                                    if len(sub) else slice(0, 0))
+                else:  # negative step: read forwards, flip afterwards
+                    composed.append(("flip", sub))
+            elif isinstance(k, (int, np.integer)):
+                composed.append(r[int(k)])
+            else:
+                composed.append(np.asarray(r)[np.asarray(k)])
+        flips = [i for i, c in enumerate(composed) if isinstance(c, tuple)]
+        for i in flips:
+            sub = composed[i][1]
+            composed[i] = slice(sub[-1], sub[0] + 1, -sub.step)
+        out = np.asarray(self._base[tuple(composed)])
+        if flips:
+            # axes of the result that came from flipped ranges are reversed
+            kept = [i for i, c in enumerate(composed) if not isinstance(c, (int, np.integer))]
+            axes = tuple(kept.index(i) for i in flips if i in kept)
+            out = np.flip(out, axis=axes)
+        return out
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        out = self[...]
+        return out.astype(dtype) if dtype is not None else out

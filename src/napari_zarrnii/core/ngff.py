@@ -1,0 +1,445 @@
+"""OME-NGFF metadata as data: one spec per version, parsing and emitting.
+
+Nothing here does I/O.  Parsing takes the attribute dicts of a zarr group (and the
+shapes of its arrays) and returns plain values for :mod:`.model`; emitting builds the
+attribute dict to store for a version.  Version differences live in
+:data:`NGFF_SPECS`, not in if-chains spread through the code.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._errors import InvalidMetadataError
+from .model import Axis, ChannelInfo, MultiscaleImage, Window, default_axes, normalize_color
+
+__all__ = [
+    "NGFF_SPECS",
+    "NgffSpec",
+    "ParsedMultiscale",
+    "emit_image_attrs",
+    "emit_label_attrs",
+    "emit_labels_group_attrs",
+    "emit_omero",
+    "ngff_attrs",
+    "parse_image_label",
+    "parse_multiscale",
+    "parse_omero",
+    "spec_for",
+]
+
+log = logging.getLogger(__name__)
+
+SPATIAL_NAMES = ("z", "y", "x")
+
+
+@dataclass(frozen=True)
+class NgffSpec:
+    """What differs between OME-NGFF versions, as data."""
+
+    version: str
+    zarr_format: int
+    #: metadata stored under an ``ome`` key (0.5+) rather than at the top level
+    under_ome_key: bool
+    #: ``axes`` present: 0.3 as a list of names, 0.4+ as a list of dicts
+    axes_style: str  # "none" | "names" | "dicts"
+    #: per-dataset ``coordinateTransformations`` (scale, translation) present
+    has_transforms: bool
+    #: this package writes the version (older ones are read-only)
+    writable: bool
+
+
+NGFF_SPECS: dict[str, NgffSpec] = {
+    "0.1": NgffSpec("0.1", 2, False, "none", False, False),
+    "0.2": NgffSpec("0.2", 2, False, "none", False, False),
+    "0.3": NgffSpec("0.3", 2, False, "names", False, False),
+    "0.4": NgffSpec("0.4", 2, False, "dicts", True, True),
+    "0.5": NgffSpec("0.5", 3, True, "dicts", True, True),
+}
+
+
+def spec_for(version: str | None, *, path: str = "", writing: bool = False) -> NgffSpec:
+    """The spec of an NGFF version; ``'0.5-dev'``-style suffixes map to their release."""
+    text = str(version or "").strip()
+    key = text[:3] if text[:3] in NGFF_SPECS else None
+    if key is None:
+        raise InvalidMetadataError(path, "version", f"unsupported OME-NGFF version {text!r}")
+    spec = NGFF_SPECS[key]
+    if writing and not spec.writable:
+        writable = ", ".join(v for v, s in NGFF_SPECS.items() if s.writable)
+        raise ValueError(f"OME-NGFF {key} is read-only here; write one of {writable}")
+    return spec
+
+
+def ngff_attrs(attrs: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The NGFF part of a group's attributes and its version, whatever the layout.
+
+    0.5 keeps everything under ``ome`` with one ``version``; 0.1-0.4 keep keys at the
+    top level with the version inside ``multiscales`` (or ``plate``/``well``).
+    """
+    if isinstance(attrs.get("ome"), Mapping):
+        ome = dict(attrs["ome"])
+        return ome, str(ome.get("version")) if ome.get("version") is not None else "0.5"
+    ome = dict(attrs)
+    version = None
+    for key in ("multiscales", "plate", "well"):
+        value = ome.get(key)
+        if isinstance(value, list) and value and isinstance(value[0], Mapping):
+            version = value[0].get("version")
+        elif isinstance(value, Mapping):
+            version = value.get("version")
+        if version is not None:
+            break
+    return ome, str(version) if version is not None else None
+
+
+# -- parsing ------------------------------------------------------------------------------
+
+
+@dataclass
+class ParsedMultiscale:
+    """What one ``multiscales`` entry says, before arrays are opened."""
+
+    name: str | None
+    axes: tuple[Axis, ...] | None  # None: to be guessed from the array's ndim (0.1/0.2)
+    paths: list[str]
+    scales: list[tuple[float, ...] | None]  # None where the version stores none
+    translations: list[tuple[float, ...]]
+    version: str
+
+
+def _transform_values(
+    transforms: Any, ndim: int, path: str, field: str
+) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
+    """Compose a list of NGFF coordinate transformations into (scale, translation)."""
+    if transforms is None:
+        return None, None
+    if not isinstance(transforms, list):
+        raise InvalidMetadataError(path, field, "coordinateTransformations must be a list")
+    scale = np.ones(ndim)
+    translation = np.zeros(ndim)
+    seen_scale = False
+    for i, t in enumerate(transforms):
+        where = f"{field}[{i}]"
+        if not isinstance(t, Mapping):
+            raise InvalidMetadataError(path, where, "a transformation must be an object")
+        kind = t.get("type")
+        if kind == "identity":
+            continue
+        if kind not in ("scale", "translation"):
+            raise InvalidMetadataError(path, f"{where}.type", f"unsupported type {kind!r}")
+        if "path" in t and kind not in t:
+            raise InvalidMetadataError(
+                path, where, "transformations stored in a separate array are not supported"
+            )
+        try:
+            values = np.asarray(t[kind], dtype=float)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidMetadataError(path, f"{where}.{kind}", f"not a list of numbers ({exc})")
+        if values.shape != (ndim,):
+            raise InvalidMetadataError(
+                path, f"{where}.{kind}", f"needs {ndim} values (one per axis), has {values.size}"
+            )
+        if not np.all(np.isfinite(values)):
+            raise InvalidMetadataError(path, f"{where}.{kind}", "values must be finite")
+        if kind == "scale":
+            scale = scale * values
+            translation = translation * values
+            seen_scale = True
+        else:
+            translation = translation + values
+    return (tuple(scale) if seen_scale else tuple(scale)), tuple(translation)
+
+
+def _parse_axes(raw: Any, path: str, version: str) -> tuple[Axis, ...] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or not raw:
+        raise InvalidMetadataError(path, "multiscales[0].axes", "must be a non-empty list")
+    axes = []
+    for i, item in enumerate(raw):
+        if isinstance(item, str):  # 0.3
+            name, kind, unit = item, None, None
+        elif isinstance(item, Mapping) and isinstance(item.get("name"), str):
+            name, kind, unit = item["name"], item.get("type"), item.get("unit")
+        else:
+            raise InvalidMetadataError(path, f"multiscales[0].axes[{i}]", "needs a 'name'")
+        if kind is None:
+            kind = {"t": "time", "c": "channel"}.get(name, "space" if name in SPATIAL_NAMES else None)
+        axes.append(Axis(name, kind, unit if isinstance(unit, str) else None))
+    names = [a.name for a in axes]
+    if len(set(names)) != len(names):
+        raise InvalidMetadataError(path, "multiscales[0].axes", f"duplicate axis names {names}")
+    return tuple(axes)
+
+
+def parse_multiscale(ome: Mapping[str, Any], version: str, path: str, index: int = 0) -> ParsedMultiscale:
+    """Parse entry ``index`` of ``multiscales`` into axes, dataset paths and transforms."""
+    spec = spec_for(version, path=path)
+    multiscales = ome.get("multiscales")
+    field = f"multiscales[{index}]"
+    if not isinstance(multiscales, list) or len(multiscales) <= index:
+        raise InvalidMetadataError(path, "multiscales", "must be a non-empty list")
+    ms = multiscales[index]
+    if not isinstance(ms, Mapping):
+        raise InvalidMetadataError(path, field, "must be an object")
+    datasets = ms.get("datasets")
+    if not isinstance(datasets, list) or not datasets:
+        raise InvalidMetadataError(path, f"{field}.datasets", "must be a non-empty list")
+    axes = _parse_axes(ms.get("axes"), path, spec.version) if spec.axes_style != "none" else None
+    ndim = len(axes) if axes is not None else None
+    outer_scale, outer_translation = (None, None)
+    if ndim is not None and spec.has_transforms:
+        outer_scale, outer_translation = _transform_values(
+            ms.get("coordinateTransformations"), ndim, path, f"{field}.coordinateTransformations"
+        )
+    paths: list[str] = []
+    scales: list[tuple[float, ...] | None] = []
+    translations: list[tuple[float, ...]] = []
+    for i, ds in enumerate(datasets):
+        where = f"{field}.datasets[{i}]"
+        if not isinstance(ds, Mapping) or not isinstance(ds.get("path"), str):
+            raise InvalidMetadataError(path, f"{where}.path", "each dataset needs a 'path'")
+        paths.append(ds["path"])
+        scale = translation = None
+        if ndim is not None and spec.has_transforms:
+            scale, translation = _transform_values(
+                ds.get("coordinateTransformations"), ndim, path, f"{where}.coordinateTransformations"
+            )
+            if scale is None and spec.version >= "0.4":
+                log.warning("%s: %s has no coordinateTransformations; assuming scale 1", path, where)
+        if scale is not None and outer_scale is not None:
+            # dataset transform first, then the multiscale-level one
+            scale = tuple(np.multiply(scale, outer_scale))
+            translation = tuple(
+                np.multiply(translation, outer_scale) + np.asarray(outer_translation)
+            )
+        scales.append(scale)
+        translations.append(translation if translation is not None else tuple([0.0] * (ndim or 0)))
+    name = ms.get("name")
+    return ParsedMultiscale(
+        name=name if isinstance(name, str) else None,
+        axes=axes,
+        paths=paths,
+        scales=scales,
+        translations=translations,
+        version=spec.version,
+    )
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if np.isfinite(out) else None
+
+
+def parse_omero(omero: Any, n_channels: int, path: str = "") -> list[ChannelInfo]:
+    """Channel infos from an ``omero`` block, robust to partial or invalid entries.
+
+    Entries that cannot be used are skipped (with a logged warning) and the channel
+    gets defaults; extra entries are ignored.  Never raises for bad ``omero`` data.
+    """
+    if omero is None:
+        return []
+    channels = omero.get("channels") if isinstance(omero, Mapping) else None
+    if not isinstance(channels, list):
+        log.warning("%s: 'omero' has no 'channels' list; ignored", path)
+        return []
+    if len(channels) != n_channels:
+        log.warning(
+            "%s: 'omero' lists %d channels, the image has %d; using what matches",
+            path, len(channels), n_channels,
+        )
+    infos: list[ChannelInfo] = []
+    for i in range(n_channels):
+        raw = channels[i] if i < len(channels) else None
+        default_label = f"channel {i}" if n_channels > 1 else ""
+        if not isinstance(raw, Mapping):
+            if raw is not None:
+                log.warning("%s: omero.channels[%d] is not an object; ignored", path, i)
+            infos.append(ChannelInfo(label=default_label, color=_default_color(i, n_channels)))
+            continue
+        label = raw.get("label")
+        label = str(label) if isinstance(label, (str, int, float)) and str(label) else default_label
+        color = normalize_color(raw.get("color"))
+        if raw.get("color") is not None and color is None:
+            log.warning("%s: omero.channels[%d].color %r is not a colour; ignored",
+                        path, i, raw.get("color"))
+        window = None
+        w = raw.get("window")
+        if isinstance(w, Mapping):
+            start, end = _number(w.get("start")), _number(w.get("end"))
+            lo, hi = _number(w.get("min")), _number(w.get("max"))
+            if start is not None and end is not None and end > start:
+                window = Window(
+                    start, end,
+                    lo if lo is not None else min(start, 0.0),
+                    hi if hi is not None else end,
+                )
+            else:
+                log.warning("%s: omero.channels[%d].window %r unusable; ignored", path, i, dict(w))
+        active = raw.get("active")
+        infos.append(
+            ChannelInfo(
+                label=label,
+                color=color or _default_color(i, n_channels),
+                window=window,
+                active=active if isinstance(active, bool) else True,
+                inverted=bool(raw.get("inverted", False)) if isinstance(raw.get("inverted", False), bool) else False,
+            )
+        )
+    return infos
+
+
+def _default_color(i: int, n: int) -> str:
+    from .model import DEFAULT_CHANNEL_COLORS
+
+    return "FFFFFF" if n == 1 else DEFAULT_CHANNEL_COLORS[i % len(DEFAULT_CHANNEL_COLORS)]
+
+
+def parse_image_label(
+    image_label: Any, path: str = ""
+) -> tuple[dict[int, tuple[float, float, float, float]], list[dict[str, Any]]]:
+    """Colours (label value to RGBA 0-1) and properties from an ``image-label`` block."""
+    colors: dict[int, tuple[float, float, float, float]] = {}
+    props: list[dict[str, Any]] = []
+    if not isinstance(image_label, Mapping):
+        return colors, props
+    for i, entry in enumerate(image_label.get("colors") or []):
+        try:
+            value = int(entry["label-value"])
+            rgba = [float(c) for c in entry["rgba"]]
+            if len(rgba) == 3:
+                rgba.append(255.0)
+            if len(rgba) != 4:
+                raise ValueError("rgba needs 4 values")
+            colors[value] = tuple(min(max(c / 255.0, 0.0), 1.0) for c in rgba)  # type: ignore[assignment]
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("%s: image-label.colors[%d] unusable (%s); ignored", path, i, exc)
+    for entry in image_label.get("properties") or []:
+        if isinstance(entry, Mapping) and "label-value" in entry:
+            props.append(dict(entry))
+    return colors, props
+
+
+# -- emitting -------------------------------------------------------------------------------
+
+
+def _round(values: Sequence[float]) -> list[float]:
+    # Keep metadata readable: 1e-12 relative noise from float maths is not information.
+    return [float(f"{float(v):.12g}") for v in values]
+
+
+def _axes_json(axes: Sequence[Axis]) -> list[dict[str, Any]]:
+    out = []
+    for axis in axes:
+        entry: dict[str, Any] = {"name": axis.name}
+        if axis.type:
+            entry["type"] = axis.type
+        if axis.unit and axis.type in ("space", "time"):
+            entry["unit"] = axis.unit
+        out.append(entry)
+    return out
+
+
+def emit_omero(
+    channels: Sequence[ChannelInfo], dtype: Any, name: str | None = None
+) -> dict[str, Any]:
+    """An ``omero`` block valid for 0.4 and 0.5 (``color`` and a full ``window`` each)."""
+    dt = np.dtype(dtype)
+    if np.issubdtype(dt, np.integer):
+        info = np.iinfo(dt)
+        dmin, dmax = float(info.min), float(info.max)
+    else:
+        dmin, dmax = 0.0, 1.0
+    out_channels = []
+    for ch in channels:
+        win = ch.window or Window(dmin, dmax, dmin, dmax)
+        out_channels.append(
+            {
+                "label": ch.label,
+                "color": normalize_color(ch.color) or "FFFFFF",
+                "active": bool(ch.active),
+                "inverted": bool(ch.inverted),
+                "coefficient": 1,
+                "family": "linear",
+                "window": {
+                    "start": float(win.start),
+                    "end": float(win.end),
+                    "min": float(min(win.min, win.start)),
+                    "max": float(max(win.max, win.end)),
+                },
+            }
+        )
+    block: dict[str, Any] = {"channels": out_channels, "rdefs": {"model": "color" if len(channels) > 1 else "greyscale"}}
+    if name:
+        block["name"] = name
+    return block
+
+
+def _wrap(spec: NgffSpec, content: dict[str, Any]) -> dict[str, Any]:
+    if spec.under_ome_key:
+        return {"ome": {"version": spec.version, **content}}
+    return content
+
+
+def emit_image_attrs(
+    image: MultiscaleImage,
+    version: str,
+    paths: Sequence[str] | None = None,
+    *,
+    method: str | None = None,
+    with_omero: bool = True,
+) -> dict[str, Any]:
+    """The group attributes describing ``image`` as OME-NGFF ``version`` (0.4 or 0.5)."""
+    spec = spec_for(version, writing=True)
+    paths = list(paths) if paths is not None else [str(i) for i in range(image.num_levels)]
+    datasets = []
+    for p, level in zip(paths, image.levels):
+        transforms: list[dict[str, Any]] = [{"type": "scale", "scale": _round(level.scale)}]
+        if any(t != 0 for t in level.translation):
+            transforms.append({"type": "translation", "translation": _round(level.translation)})
+        datasets.append({"path": p, "coordinateTransformations": transforms})
+    ms: dict[str, Any] = {"axes": _axes_json(image.axes), "datasets": datasets}
+    if not spec.under_ome_key:
+        ms = {"version": spec.version, **ms}
+    if image.name:
+        ms["name"] = image.name
+    if method:
+        ms["type"] = method
+        ms["metadata"] = {"method": f"napari_zarrnii.{method}"}
+    content: dict[str, Any] = {"multiscales": [ms]}
+    if with_omero and not image.is_label:
+        content["omero"] = emit_omero(image.channel_infos(), image.dtype, image.name)
+    if image.is_label:
+        content["image-label"] = emit_label_attrs(image, spec)
+    return _wrap(spec, content)
+
+
+def emit_label_attrs(image: MultiscaleImage, spec: NgffSpec) -> dict[str, Any]:
+    """The ``image-label`` block of a label image."""
+    block: dict[str, Any] = {"source": {"image": "../../"}}
+    if not spec.under_ome_key:
+        block["version"] = spec.version
+    if image.label_colors:
+        block["colors"] = [
+            {"label-value": int(v), "rgba": [round(c * 255) for c in rgba]}
+            for v, rgba in sorted(image.label_colors.items())
+        ]
+    if image.label_properties:
+        block["properties"] = [dict(p) for p in image.label_properties]
+    return block
+
+
+def emit_labels_group_attrs(names: Sequence[str], version: str) -> dict[str, Any]:
+    """Attributes of the ``labels`` group listing the label images."""
+    return _wrap(spec_for(version, writing=True), {"labels": list(names)})

@@ -1,0 +1,435 @@
+"""Read OME-Zarr stores into :class:`~.model.MultiscaleImage` (metadata only).
+
+Handles NGFF 0.1-0.5 images, their ``labels/``, bioformats2raw layouts (series 0, the
+others listed), HCS plates (a lazy mosaic of the first field of every well) and single
+wells.  Opening reads group and array metadata and nothing else: the levels are the
+zarr arrays themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import zarr
+
+from .._errors import InvalidMetadataError, NotOmeZarrError, ZarrNiiError
+from .model import Level, MultiscaleImage, default_axes
+from .ngff import ngff_attrs, parse_image_label, parse_multiscale, parse_omero, spec_for
+from .store import is_url, normalize_source
+
+__all__ = ["detect_layout", "open_group", "read_ome_zarr"]
+
+log = logging.getLogger(__name__)
+
+
+def open_group(source: Any, mode: str = "r") -> zarr.Group:
+    """Open a zarr group (v2 or v3, local or URL) or raise NotOmeZarrError."""
+    src = normalize_source(source)
+    try:
+        node = zarr.open(src, mode=mode) if mode == "r" else zarr.open_group(src, mode=mode)
+    except (FileNotFoundError, KeyError, zarr.errors.NodeTypeValidationError) as exc:
+        raise NotOmeZarrError(f"{src}: not a zarr group ({type(exc).__name__}: {exc})") from exc
+    except (ValueError, TypeError, OSError) as exc:
+        raise NotOmeZarrError(f"{src}: cannot be opened as zarr ({exc})") from exc
+    if not isinstance(node, zarr.Group):
+        raise NotOmeZarrError(f"{src}: is a zarr array, not an OME-Zarr image group")
+    return node
+
+
+def _attrs(group: zarr.Group) -> dict[str, Any]:
+    return dict(group.attrs.asdict())
+
+
+def detect_layout(attrs: Mapping[str, Any]) -> str | None:
+    """Which NGFF layout a group's attributes describe, or None if not OME-Zarr."""
+    ome, _ = ngff_attrs(attrs)
+    if "multiscales" in ome:
+        return "image"
+    if "plate" in ome:
+        return "plate"
+    if "well" in ome:
+        return "well"
+    if "bioformats2raw.layout" in ome or "bioformats2raw.layout" in attrs:
+        return "bioformats2raw"
+    if "labels" in ome:
+        return "labels"
+    return None
+
+
+def read_ome_zarr(
+    source: Any,
+    *,
+    multiscale: int = 0,
+    series: int | str = 0,
+    with_labels: bool = True,
+    plate_level: int | None = None,
+) -> MultiscaleImage:
+    """Read the image an OME-Zarr path points at, lazily.
+
+    Parameters
+    ----------
+    source
+        Local path or URL of an OME-Zarr image, bioformats2raw root, plate or well.
+    multiscale
+        Which entry of ``multiscales`` to read (the others are listed in ``notes``).
+    series
+        For a bioformats2raw layout, which series to open.
+    with_labels
+        Also read the label images under ``labels/``.
+    plate_level
+        For a plate: the finest pyramid level used in the mosaic (default: the first
+        level whose mosaic is at most 16384 pixels wide).
+
+    Raises
+    ------
+    NotOmeZarrError
+        The path is not a zarr group or holds no OME metadata.
+    InvalidMetadataError
+        The metadata is present but wrong (the message names path and field).
+    """
+    src = normalize_source(source)
+    group = open_group(src)
+    attrs = _attrs(group)
+    layout = detect_layout(attrs)
+    if layout == "image":
+        return _read_image(group, src, attrs, multiscale=multiscale, with_labels=with_labels)
+    if layout == "bioformats2raw":
+        return _read_bioformats2raw(group, src, attrs, series=series, with_labels=with_labels)
+    if layout == "plate":
+        return _read_plate(group, src, attrs, plate_level=plate_level)
+    if layout == "well":
+        return _read_well(group, src, attrs, with_labels=with_labels)
+    if layout == "labels":
+        raise NotOmeZarrError(
+            f"{src}: is a 'labels' group; open the image above it or one label image in it"
+        )
+    raise NotOmeZarrError(f"{src}: zarr group without OME-NGFF metadata")
+
+
+def _join(src: str, path: str) -> str:
+    return f"{src.rstrip('/')}/{path.strip('/')}"
+
+
+def _open_array(group: zarr.Group, path: str, src: str, field: str) -> zarr.Array:
+    try:
+        node = group[path]
+    except KeyError as exc:
+        raise InvalidMetadataError(src, field, f"dataset '{path}' does not exist") from exc
+    if not isinstance(node, zarr.Array):
+        raise InvalidMetadataError(src, field, f"'{path}' is a group, not an array")
+    return node
+
+
+def _read_image(
+    group: zarr.Group,
+    src: str,
+    attrs: Mapping[str, Any],
+    *,
+    multiscale: int = 0,
+    with_labels: bool = True,
+) -> MultiscaleImage:
+    ome, version = ngff_attrs(attrs)
+    if version is None:
+        log.warning("%s: multiscales has no version; reading as 0.4", src)
+        version = "0.4"
+    spec = spec_for(version, path=src)
+    parsed = parse_multiscale(ome, spec.version, src, multiscale)
+    arrays = [
+        _open_array(group, p, src, f"multiscales[{multiscale}].datasets[{i}].path")
+        for i, p in enumerate(parsed.paths)
+    ]
+    ndim = arrays[0].ndim
+    axes = parsed.axes if parsed.axes is not None else default_axes(ndim)
+    for i, arr in enumerate(arrays):
+        if arr.ndim != len(axes):
+            raise InvalidMetadataError(
+                src, f"multiscales[{multiscale}].datasets[{i}]",
+                f"array '{parsed.paths[i]}' has {arr.ndim} dimensions, axes has {len(axes)}",
+            )
+    levels = []
+    base_shape = arrays[0].shape
+    for i, (path, arr) in enumerate(zip(parsed.paths, arrays)):
+        scale = parsed.scales[i]
+        translation = parsed.translations[i] or (0.0,) * ndim
+        if scale is None:  # 0.1-0.3 store no scale: derive it from the shapes
+            scale = tuple(
+                (b / s if a.type == "space" and s else 1.0)
+                for a, b, s in zip(axes, base_shape, arr.shape)
+            )
+            translation = tuple((f - 1) / 2 if a.type == "space" else 0.0 for a, f in zip(axes, scale))
+        if len(translation) != ndim:
+            translation = (0.0,) * ndim
+        levels.append(Level(path=path, data=arr, scale=tuple(map(float, scale)),
+                            translation=tuple(map(float, translation))))
+    notes: list[str] = []
+    multiscales = ome.get("multiscales") or []
+    if len(multiscales) > 1:
+        others = [
+            (m.get("name") if isinstance(m, Mapping) else None) or f"#{k}"
+            for k, m in enumerate(multiscales) if k != multiscale
+        ]
+        notes.append(f"other multiscales in this group: {', '.join(map(str, others))}")
+        log.info("%s: %s", src, notes[-1])
+    image_label = ome.get("image-label")
+    is_label = image_label is not None
+    image = MultiscaleImage(
+        axes=tuple(axes),
+        levels=levels,
+        name=parsed.name,
+        is_label=is_label,
+        source=src,
+        ngff_version=spec.version,
+        attrs=dict(attrs),
+        notes=notes,
+    )
+    if is_label:
+        colors, props = parse_image_label(image_label, src)
+        image.label_colors = colors
+        image.label_properties = props
+    else:
+        image.channels = parse_omero(ome.get("omero"), image.num_channels, src)
+    if with_labels and not is_label:
+        image.labels = _read_labels(group, src, image)
+    return image
+
+
+def _read_labels(group: zarr.Group, src: str, parent: MultiscaleImage) -> dict[str, MultiscaleImage]:
+    try:
+        labels_group = group["labels"]
+    except KeyError:
+        return {}
+    if not isinstance(labels_group, zarr.Group):
+        return {}
+    ome, _ = ngff_attrs(_attrs(labels_group))
+    names = ome.get("labels")
+    if not isinstance(names, list):
+        log.warning("%s/labels: no 'labels' list; label images ignored", src)
+        return {}
+    out: dict[str, MultiscaleImage] = {}
+    for name in names:
+        if not isinstance(name, str):
+            continue
+        try:
+            sub = labels_group[name]
+            if not isinstance(sub, zarr.Group):
+                raise NotOmeZarrError(f"{src}/labels/{name}: not a group")
+            label = _read_image(sub, _join(src, f"labels/{name}"), _attrs(sub), with_labels=False)
+        except (ZarrNiiError, KeyError) as exc:
+            # A broken label must not hide the image: report it and go on.
+            log.warning("%s/labels/%s: skipped (%s)", src, name, exc)
+            parent.notes.append(f"label '{name}' skipped: {exc}")
+            continue
+        label.is_label = True
+        label.name = label.name or name
+        out[name] = label
+    return out
+
+
+def _read_bioformats2raw(
+    group: zarr.Group, src: str, attrs: Mapping[str, Any], *, series: int | str, with_labels: bool
+) -> MultiscaleImage:
+    names: list[str] = []
+    try:
+        ome_group = group["OME"]
+        if isinstance(ome_group, zarr.Group):
+            ome_attrs, _ = ngff_attrs(_attrs(ome_group))
+            listed = ome_attrs.get("series")
+            if isinstance(listed, list):
+                names = [str(s) for s in listed]
+    except KeyError:
+        pass
+    if not names:  # without OME/ the series are the numbered child groups
+        names = sorted(
+            (k for k, v in group.members() if isinstance(v, zarr.Group) and k.isdigit()),
+            key=int,
+        )
+    if not names:
+        raise InvalidMetadataError(src, "bioformats2raw.layout", "no image series found")
+    chosen = names[series] if isinstance(series, int) else str(series)
+    if chosen not in names:
+        raise InvalidMetadataError(src, "series", f"no series {series!r}; have {names}")
+    sub = group[chosen]
+    if not isinstance(sub, zarr.Group):
+        raise InvalidMetadataError(src, f"series {chosen}", "not a group")
+    image = _read_image(sub, _join(src, chosen), _attrs(sub), with_labels=with_labels)
+    image.attrs = {**image.attrs, "bioformats2raw": {"root": src, "series": names, "opened": chosen}}
+    if len(names) > 1:
+        image.notes.append(
+            f"bioformats2raw: {len(names)} series ({', '.join(names)}); open another as "
+            f"'{src}/<series>'"
+        )
+    if image.name is None:
+        image.name = f"{src.rstrip('/').rsplit('/', 1)[-1]} [{chosen}]"
+    return image
+
+
+def _read_well(group: zarr.Group, src: str, attrs: Mapping[str, Any], *, with_labels: bool) -> MultiscaleImage:
+    ome, _ = ngff_attrs(attrs)
+    images = (ome.get("well") or {}).get("images")
+    if not isinstance(images, list) or not images or not isinstance(images[0], Mapping):
+        raise InvalidMetadataError(src, "well.images", "must list at least one field")
+    path = str(images[0].get("path"))
+    sub = group[path]
+    if not isinstance(sub, zarr.Group):
+        raise InvalidMetadataError(src, "well.images[0].path", f"'{path}' is not a group")
+    image = _read_image(sub, _join(src, path), _attrs(sub), with_labels=with_labels)
+    if len(images) > 1:
+        image.notes.append(f"well has {len(images)} fields; showing field '{path}'")
+    return image
+
+
+class _LazyTile:
+    """A plate well's field at one level, opened only when first read."""
+
+    def __init__(self, group: zarr.Group, path: str, shape: tuple[int, ...], dtype: Any) -> None:
+        self._group = group
+        self._path = path
+        self.shape = shape
+        self.dtype = np.dtype(dtype)
+        self._array: Any = None
+
+    def read(self, key: tuple[slice, ...]) -> np.ndarray:
+        if self._array is None:
+            try:
+                self._array = self._group[self._path]
+            except KeyError:
+                self._array = False
+        out = np.zeros(tuple(len(range(*k.indices(n))) for k, n in zip(key, self.shape)), self.dtype)
+        if self._array is False:
+            return out
+        arr = self._array
+        # clip to the tile's real shape: wells of one plate may differ slightly
+        real = tuple(slice(min(k.start, n), min(k.stop, n)) for k, n in zip(key, arr.shape))
+        data = np.asarray(arr[real])
+        out[tuple(slice(0, s) for s in data.shape)] = data
+        return out
+
+
+class PlateMosaic:
+    """A lazy array tiling one field per well over the plate grid (last two axes)."""
+
+    def __init__(self, tiles: dict[tuple[int, int], _LazyTile], grid: tuple[int, int],
+                 tile_shape: tuple[int, ...], dtype: Any) -> None:
+        self._tiles = tiles
+        self._grid = grid
+        self._tile_shape = tile_shape
+        self.dtype = np.dtype(dtype)
+        self.shape = tuple(tile_shape[:-2]) + (grid[0] * tile_shape[-2], grid[1] * tile_shape[-1])
+        self.ndim = len(self.shape)
+        self.size = math.prod(self.shape)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if not isinstance(key, tuple):
+            key = (key,)
+        if any(k is Ellipsis for k in key):
+            i = key.index(Ellipsis)
+            key = key[:i] + (slice(None),) * (self.ndim - len(key) + 1) + key[i + 1 :]
+        key = key + (slice(None),) * (self.ndim - len(key))
+        squeeze = [i for i, k in enumerate(key) if isinstance(k, (int, np.integer))]
+        norm = []
+        steps = []
+        for k, n in zip(key, self.shape):
+            if isinstance(k, (int, np.integer)):
+                k = int(k) % n
+                norm.append(slice(k, k + 1))
+                steps.append(1)
+            else:
+                start, stop, step = k.indices(n)
+                if step < 0:
+                    raise IndexError("negative steps are not supported")
+                norm.append(slice(start, max(stop, start)))
+                steps.append(step)
+        out = np.zeros(tuple(s.stop - s.start for s in norm), self.dtype)
+        th, tw = self._tile_shape[-2:]
+        ys, xs = norm[-2], norm[-1]
+        for r in range(ys.start // th, -(-ys.stop // th) if ys.stop > ys.start else 0):
+            for c in range(xs.start // tw, -(-xs.stop // tw) if xs.stop > xs.start else 0):
+                tile = self._tiles.get((r, c))
+                if tile is None:
+                    continue
+                y0, y1 = max(ys.start, r * th), min(ys.stop, (r + 1) * th)
+                x0, x1 = max(xs.start, c * tw), min(xs.stop, (c + 1) * tw)
+                sub = tuple(norm[:-2]) + (slice(y0 - r * th, y1 - r * th), slice(x0 - c * tw, x1 - c * tw))
+                dest = (Ellipsis, slice(y0 - ys.start, y1 - ys.start), slice(x0 - xs.start, x1 - xs.start))
+                out[dest] = tile.read(sub)
+        out = out[tuple(slice(None, None, s) for s in steps)]
+        return out.squeeze(axis=tuple(squeeze)) if squeeze else out
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        out = self[...]
+        return out if dtype is None else out.astype(dtype)
+
+
+def _read_plate(
+    group: zarr.Group, src: str, attrs: Mapping[str, Any], *, plate_level: int | None
+) -> MultiscaleImage:
+    ome, _ = ngff_attrs(attrs)
+    plate = ome.get("plate")
+    if not isinstance(plate, Mapping):
+        raise InvalidMetadataError(src, "plate", "must be an object")
+    wells = plate.get("wells")
+    rows, cols = plate.get("rows") or [], plate.get("columns") or []
+    if not isinstance(wells, list) or not wells:
+        raise InvalidMetadataError(src, "plate.wells", "must list at least one well")
+    positions: dict[str, tuple[int, int]] = {}
+    row_names = [r.get("name") for r in rows if isinstance(r, Mapping)]
+    col_names = [c.get("name") for c in cols if isinstance(c, Mapping)]
+    for i, well in enumerate(wells):
+        if not isinstance(well, Mapping) or not isinstance(well.get("path"), str):
+            raise InvalidMetadataError(src, f"plate.wells[{i}].path", "each well needs a path")
+        path = well["path"]
+        if "rowIndex" in well and "columnIndex" in well:
+            positions[path] = (int(well["rowIndex"]), int(well["columnIndex"]))
+        else:  # 0.1-0.3: from the names in the path
+            rname, _, cname = path.partition("/")
+            positions[path] = (
+                row_names.index(rname) if rname in row_names else 0,
+                col_names.index(cname) if cname in col_names else 0,
+            )
+    first_path = next(iter(positions))
+    first_well = group[first_path]
+    if not isinstance(first_well, zarr.Group):
+        raise InvalidMetadataError(src, "plate.wells[0].path", f"'{first_path}' is not a group")
+    well_ome, _ = ngff_attrs(_attrs(first_well))
+    images = (well_ome.get("well") or {}).get("images") or []
+    if not images or not isinstance(images[0], Mapping) or "path" not in images[0]:
+        raise InvalidMetadataError(_join(src, first_path), "well.images", "no field listed")
+    field = str(images[0]["path"])
+    field_group = first_well[field]
+    assert isinstance(field_group, zarr.Group)
+    template = _read_image(field_group, _join(src, f"{first_path}/{field}"), _attrs(field_group),
+                           with_labels=False)
+    n_rows = max(len(row_names), 1 + max(p[0] for p in positions.values()))
+    n_cols = max(len(col_names), 1 + max(p[1] for p in positions.values()))
+    if plate_level is None:
+        plate_level = next(
+            (i for i, lvl in enumerate(template.levels) if lvl.shape[-1] * n_cols <= 16384),
+            template.num_levels - 1,
+        )
+    plate_level = min(max(plate_level, 0), template.num_levels - 1)
+    levels = []
+    for lvl in template.levels[plate_level:]:
+        tiles = {
+            pos: _LazyTile(group, f"{wpath}/{field}/{lvl.path}", lvl.shape, lvl.data.dtype)
+            for wpath, pos in positions.items()
+        }
+        mosaic = PlateMosaic(tiles, (n_rows, n_cols), lvl.shape, lvl.data.dtype)
+        levels.append(Level(lvl.path, mosaic, lvl.scale, lvl.translation))
+    name = plate.get("name") if isinstance(plate.get("name"), str) else src.rsplit("/", 1)[-1]
+    return template.replace(
+        levels=levels,
+        name=name,
+        source=src,
+        attrs=dict(attrs),
+        labels={},
+        notes=[f"plate: {len(positions)} wells of {n_rows}x{n_cols}, field '{field}', "
+               f"from level {plate_level}"],
+    )
+
+
+def is_remote(source: Any) -> bool:
+    return is_url(source)

@@ -1,0 +1,137 @@
+"""Paths, URLs and safe writing: write aside, then rename into place.
+
+Every write of this package goes through :func:`atomic_destination` (a whole store)
+or :func:`replace_file_atomically` (one metadata file), so a failed or cancelled
+write leaves neither a half-written store nor a damaged previous one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .._errors import DestinationExistsError, ReadOnlyStoreError
+
+__all__ = [
+    "atomic_destination",
+    "is_url",
+    "local_path",
+    "normalize_source",
+    "replace_file_atomically",
+]
+
+log = logging.getLogger(__name__)
+
+_URL_SCHEMES = ("http://", "https://", "s3://", "gs://", "gcs://", "az://", "abfs://", "file://")
+
+
+def is_url(path: Any) -> bool:
+    """True for a remote URL (``file://`` counts as local)."""
+    text = str(path)
+    return text.startswith(_URL_SCHEMES) and not text.startswith("file://")
+
+
+def normalize_source(path: Any) -> str:
+    """A path as a string without trailing slashes; ``file://`` URLs become paths."""
+    text = os.fspath(path) if not isinstance(path, str) else path
+    if text.startswith("file://"):
+        text = text[len("file://") :]
+    if is_url(text):
+        return text.rstrip("/")
+    return str(Path(text).expanduser()).rstrip("/") or "/"
+
+
+def local_path(path: Any, *, purpose: str = "write") -> Path:
+    """A local filesystem path, or ReadOnlyStoreError for a remote URL."""
+    text = normalize_source(path)
+    if is_url(text):
+        raise ReadOnlyStoreError(f"{text}: remote stores are read-only here; cannot {purpose}")
+    return Path(text)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_destination(path: Any, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; move it to ``path`` only on success.
+
+    Parameters
+    ----------
+    path
+        Final location of the store (a folder).
+    overwrite
+        Replace an existing ``path``.  Without it an existing path raises
+        :class:`DestinationExistsError` before anything is written.
+
+    The previous store, if any, is renamed aside and deleted only after the new one
+    is in place; on any error (or cancellation) the temporary folder is removed and
+    the previous store is left untouched.
+    """
+    dest = local_path(path)
+    if dest.exists() and not overwrite:
+        raise DestinationExistsError(f"{dest}: already exists; pass overwrite=True to replace it")
+    parent = dest.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(parent, os.W_OK):
+        raise ReadOnlyStoreError(f"{parent}: folder is not writable")
+    tag = uuid.uuid4().hex[:8]
+    tmp = parent / f".{dest.name}.partial-{tag}"
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        _remove(tmp)
+        raise
+    old = parent / f".{dest.name}.old-{tag}"
+    moved_old = False
+    try:
+        if dest.exists() or dest.is_symlink():
+            if not overwrite:  # appeared while we were writing
+                raise DestinationExistsError(f"{dest}: appeared during the write; not replaced")
+            os.replace(dest, old)
+            moved_old = True
+        os.replace(tmp, dest)
+    except BaseException:
+        if moved_old and not dest.exists():
+            os.replace(old, dest)
+        _remove(tmp)
+        raise
+    if moved_old:
+        _remove(old)
+    log.info("wrote %s", dest)
+
+
+def replace_file_atomically(path: Path, content: Any) -> None:
+    """Replace a JSON file in one step: write a temporary file beside it, then rename.
+
+    The previous file stays in place until the new one is completely written and
+    flushed to disk.
+    """
+    path = Path(path)
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ReadOnlyStoreError(f"{path}: not writable")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(content, fh, indent=2)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
