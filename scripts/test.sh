@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs everything (system packages, .venv, package with test extras) and runs
+# the whole test suite, GUI tests included, on a virtual X screen with Mesa GL.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+source scripts/_setup.sh testing
+.venv/bin/npe2 validate napari-zarrnii
+echo "==> running tests"
+set +e
+xvfb-run -a -s "-screen 0 1600x1200x24" .venv/bin/python -m pytest "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+  echo "no tests were collected" >&2
+fi
+exit "$status"

@@ -1,0 +1,371 @@
+"""Model <-> napari layer data and metadata, in one place.
+
+:func:`image_to_layer_data` turns a :class:`~.core.model.MultiscaleImage` into napari
+``LayerDataTuple`` s (one image layer per channel, one labels layer per label image);
+:func:`layers_to_image` does the reverse for the writer and the widgets.  Layer data
+are the lazy arrays of the model (zarr arrays or thin views of them), never a copy.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .core.model import Axis, ChannelInfo, Level, MultiscaleImage, SlicedArray, Window
+
+__all__ = ["colormap_for", "contrast_limits_for", "image_to_layer_data", "layers_to_image"]
+
+log = logging.getLogger(__name__)
+
+#: omero colours napari knows by name (nicer names in the layer controls)
+_NAMED = {
+    "FF0000": "red",
+    "00FF00": "green",
+    "0000FF": "blue",
+    "FF00FF": "magenta",
+    "00FFFF": "cyan",
+    "FFFF00": "yellow",
+    "FFFFFF": "gray",
+}
+_COLOR_OF_NAME = {v: k for k, v in _NAMED.items()} | {"grey": "FFFFFF", "gray_r": "FFFFFF"}
+
+#: napari accepts pint units; NGFF units are pint names, "pixel" where none is given
+_DEFAULT_UNIT = "pixel"
+
+
+def colormap_for(color: str) -> str:
+    """napari colormap for an omero colour: a named map, or a black-to-colour map."""
+    return _NAMED.get(color.upper(), f"#{color.lower()}")
+
+
+def contrast_limits_for(info: ChannelInfo, dtype: Any) -> tuple[float, float]:
+    """Contrast limits without reading data: the omero window, else the dtype range."""
+    if info.window is not None and info.window.end > info.window.start:
+        return float(info.window.start), float(info.window.end)
+    dt = np.dtype(dtype)
+    if np.issubdtype(dt, np.integer):
+        ii = np.iinfo(dt)
+        return float(ii.min), float(ii.max)
+    return 0.0, 1.0
+
+
+def _drop(values: Sequence[Any], axis: int | None) -> list[Any]:
+    return [v for i, v in enumerate(values) if i != axis]
+
+
+def _affine_without(affine: np.ndarray | None, axis: int | None) -> np.ndarray | None:
+    if affine is None:
+        return None
+    if axis is None:
+        return np.asarray(affine, dtype=float)
+    keep = [i for i in range(affine.shape[0]) if i != axis]
+    return np.asarray(affine, dtype=float)[np.ix_(keep, keep)]
+
+
+def _take(data: Any, axis: int | None, index: int) -> Any:
+    """Channel ``index`` of ``data`` along ``axis``, lazily."""
+    if axis is None:
+        return data
+    key = tuple(index if i == axis else slice(None) for i in range(data.ndim))
+    if hasattr(data, "dask") or type(data).__module__.startswith("dask"):
+        return data[key]
+    return SlicedArray(data, key)
+
+
+def _base_metadata(image: MultiscaleImage) -> dict[str, Any]:
+    return {
+        "napari_zarrnii": {
+            "source": image.source,
+            "ngff_version": image.ngff_version,
+            "name": image.name,
+            "axes": [{"name": a.name, "type": a.type, "unit": a.unit} for a in image.axes],
+            "level_paths": [lvl.path for lvl in image.levels],
+            "notes": list(image.notes),
+        },
+        "ome": image.attrs,
+    }
+
+
+def _spatial_kwargs(image: MultiscaleImage, drop_axis: int | None) -> dict[str, Any]:
+    level0 = image.levels[0]
+    kwargs: dict[str, Any] = {
+        "scale": _drop(level0.scale, drop_axis),
+        "translate": _drop(level0.translation, drop_axis),
+        "axis_labels": _drop(image.axis_names, drop_axis),
+        "units": [u or _DEFAULT_UNIT for u in _drop(image.units, drop_axis)],
+    }
+    affine = _affine_without(image.world_affine, drop_axis)
+    if affine is not None:
+        kwargs["affine"] = affine
+    return kwargs
+
+
+def _level_data(image: MultiscaleImage, axis: int | None, index: int) -> Any:
+    data = [_take(lvl.data, axis, index) for lvl in image.levels]
+    return data if len(data) > 1 else data[0]
+
+
+def image_to_layer_data(image: MultiscaleImage, *, with_labels: bool = True) -> list[tuple]:
+    """napari layer data tuples for an image: one layer per channel, then its labels.
+
+    Every level becomes a level of one napari multiscale layer; names, colours,
+    contrast limits and visibility come from ``omero``; scale, translation, axis
+    labels and units from the multiscale metadata.  Nothing is read.
+    """
+    if image.is_label:
+        return [_labels_layer(image, image.name or "labels")]
+    axis = image.channel_axis
+    infos = image.channel_infos()
+    base_name = image.name or (image.source or "image").rstrip("/").rsplit("/", 1)[-1]
+    layers: list[tuple] = []
+    for c, info in enumerate(infos):
+        if len(infos) > 1:
+            name = info.label or f"{base_name} [{c}]"
+        else:
+            name = info.label or base_name
+        metadata = _base_metadata(image)
+        metadata["napari_zarrnii"]["channel_index"] = c if axis is not None else None
+        metadata["napari_zarrnii"]["channel"] = {
+            "label": info.label,
+            "color": info.color,
+            "window": None if info.window is None else vars(info.window),
+            "active": info.active,
+        }
+        kwargs: dict[str, Any] = {
+            "name": name,
+            "colormap": colormap_for(info.color),
+            "contrast_limits": contrast_limits_for(info, image.dtype),
+            "visible": info.active,
+            "multiscale": image.num_levels > 1,
+            "metadata": metadata,
+            "blending": "additive" if len(infos) > 1 else "translucent",
+            **_spatial_kwargs(image, axis),
+        }
+        layers.append((_level_data(image, axis, c), kwargs, "image"))
+    if with_labels:
+        for label_name, label in image.labels.items():
+            layers.append(_labels_layer(label, label_name))
+    return layers
+
+
+def _labels_layer(label: MultiscaleImage, name: str) -> tuple:
+    axis = label.channel_axis  # label images may keep a channel axis of size 1
+    metadata = _base_metadata(label)
+    kwargs: dict[str, Any] = {
+        "name": name,
+        "multiscale": label.num_levels > 1,
+        "metadata": metadata,
+        "opacity": 0.5,
+        **_spatial_kwargs(label, axis),
+    }
+    if label.label_colors:
+        colors: dict[int | None, Any] = {None: (0.5, 0.5, 0.5, 1.0), 0: (0.0, 0.0, 0.0, 0.0)}
+        colors.update({int(k): tuple(v) for k, v in label.label_colors.items()})
+        kwargs["colormap"] = colors
+    if label.label_properties:
+        keys = sorted({k for p in label.label_properties for k in p if k != "label-value"})
+        props: dict[str, list[Any]] = {"index": [p["label-value"] for p in label.label_properties]}
+        for key in keys:
+            props[key] = [p.get(key) for p in label.label_properties]
+        kwargs["features"] = props
+    return (_level_data(label, axis, 0), kwargs, "labels")
+
+
+# -- napari layers -> model (writer, widgets) ---------------------------------------------
+
+
+def _as_tuple(layer: Any) -> tuple[Any, dict[str, Any], str]:
+    """(data, state, layer type) for a napari layer or an npe2 layer-data tuple."""
+    if isinstance(layer, tuple):
+        data, meta, kind = (*layer, "image")[:3] if len(layer) == 2 else layer
+        return data, dict(meta or {}), str(kind)
+    data, meta, kind = layer.as_layer_data_tuple()
+    return data, dict(meta), str(kind)
+
+
+def _levels_of(data: Any, meta: dict[str, Any]) -> list[Any]:
+    if meta.get("multiscale") or (isinstance(data, (list, tuple)) and len(data) > 0
+                                   and hasattr(data[0], "shape")):
+        return list(data)
+    return [data]
+
+
+def _axes_from_meta(meta: dict[str, Any], ndim: int) -> tuple[Axis, ...]:
+    stored = ((meta.get("metadata") or {}).get("napari_zarrnii") or {}).get("axes")
+    if stored:
+        stored_axes = [a for a in stored if a.get("type") != "channel"]
+        if len(stored_axes) == ndim:
+            return tuple(Axis(a["name"], a.get("type"), a.get("unit")) for a in stored_axes)
+    names = [str(n) for n in (meta.get("axis_labels") or [])]
+    generic = len(names) != ndim or any(n.startswith("axis") or n.lstrip("-").isdigit() for n in names)
+    if generic or len(set(names)) != len(names):
+        names = ["t", "z", "y", "x"][-ndim:] if ndim <= 4 else ["t", "c", "z", "y", "x"][-ndim:]
+    units = list(meta.get("units") or [])
+    axes = []
+    for i, n in enumerate(names):
+        kind = {"t": "time", "c": "channel"}.get(n.lower(), "space")
+        text = str(units[i]) if i < len(units) and units[i] is not None else ""
+        unit = None if text in ("pixel", "dimensionless", "") else text
+        axes.append(Axis(n, kind, unit))
+    return tuple(axes)
+
+
+def _placement(meta: dict[str, Any], ndim: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+    scale = np.asarray(meta.get("scale", [1.0] * ndim), dtype=float)
+    translate = np.asarray(meta.get("translate", [0.0] * ndim), dtype=float)
+    extra = []
+    if np.any(np.asarray(meta.get("rotate", np.eye(ndim))) != np.eye(ndim)):
+        extra.append("rotate")
+    if np.any(np.asarray(meta.get("shear", np.zeros(1))) != 0):
+        extra.append("shear")
+    if extra:
+        log.warning("layer '%s': %s cannot be stored in OME-NGFF 0.4/0.5; dropped",
+                    name, " and ".join(extra))
+    return scale, translate
+
+
+def _level_placements(levels: Sequence[Any], scale0: np.ndarray, translate0: np.ndarray):
+    """Scale and translation of each level of a napari multiscale layer.
+
+    napari places every level so that it covers the same world extent as level 0:
+    the ratio of shapes is the downsampling factor and a block of ``f`` voxels is
+    centred ``(f - 1) / 2`` fine voxels after the first one.
+    """
+    shape0 = np.asarray(levels[0].shape, float)
+    for data in levels:
+        ratio = shape0 / np.asarray(data.shape, float)
+        yield tuple(scale0 * ratio), tuple(translate0 + (ratio - 1) / 2 * scale0)
+
+
+def _channel_from_meta(meta: dict[str, Any], dtype: Any) -> ChannelInfo:
+    from .core.model import normalize_color
+
+    cmap = meta.get("colormap")
+    color = None
+    if isinstance(cmap, str):
+        color = _COLOR_OF_NAME.get(cmap) or normalize_color(cmap)
+    elif cmap is not None:
+        name = cmap.get("name") if isinstance(cmap, dict) else getattr(cmap, "name", None)
+        colors = cmap.get("colors") if isinstance(cmap, dict) else getattr(cmap, "colors", None)
+        color = _COLOR_OF_NAME.get(str(name)) if name else None
+        if color is None and colors is not None and len(colors):
+            color = normalize_color(np.asarray(colors, dtype=float)[-1])
+    lo, hi = (float(v) for v in meta.get("contrast_limits") or contrast_limits_for(
+        ChannelInfo(""), dtype))
+    dmin, dmax = contrast_limits_for(ChannelInfo(""), dtype)
+    return ChannelInfo(
+        label=str(meta.get("name") or ""),
+        color=color or "FFFFFF",
+        window=Window(lo, hi, min(dmin, lo), max(dmax, hi)),
+        active=bool(meta.get("visible", True)),
+    )
+
+
+def layers_to_image(layers: Sequence[Any], name: str | None = None) -> MultiscaleImage:
+    """A model from napari layers (or npe2 layer-data tuples).
+
+    Image layers become the channels of one image (stacked along a new ``c`` axis
+    when there are several; they must share shape, scale and translation); labels
+    layers become its label images.  With only labels layers, the first one is the
+    image (a label image) and the others its labels.  Colours, contrast limits and
+    visibility become the omero channels; nothing is computed or read.
+    """
+    items = [_as_tuple(ly) for ly in layers]
+    images = [it for it in items if it[2] == "image"]
+    labels = [it for it in items if it[2] == "labels"]
+    others = [it[1].get("name") for it in items if it[2] not in ("image", "labels")]
+    if others:
+        raise ValueError(f"only image and labels layers can be saved as OME-Zarr, not {others}")
+    if not images and not labels:
+        raise ValueError("nothing to save: choose image or labels layers")
+    if images:
+        image = _images_to_model(images, name)
+    else:
+        image = _labels_to_model(labels[0])
+        labels = labels[1:]
+    for item in labels:
+        label = _labels_to_model(item)
+        key = label.name or f"labels{len(image.labels)}"
+        image.labels[key] = label
+    return image
+
+
+def _images_to_model(images: Sequence[tuple], name: str | None) -> MultiscaleImage:
+    data0, meta0, _ = images[0]
+    levels0 = _levels_of(data0, meta0)
+    name0 = str(meta0.get("name") or "image")
+    if meta0.get("rgb"):
+        raise ValueError(f"layer '{name0}': RGB layers are not supported; split the channels")
+    for data, meta, _ in images[1:]:
+        other = _levels_of(data, meta)
+        if [tuple(d.shape) for d in other] != [tuple(d.shape) for d in levels0]:
+            raise ValueError(
+                f"layer '{meta.get('name')}': shape {tuple(other[0].shape)} differs from "
+                f"'{name0}' {tuple(levels0[0].shape)}; save them separately"
+            )
+        if not (np.allclose(meta.get("scale", 1), meta0.get("scale", 1))
+                and np.allclose(meta.get("translate", 0), meta0.get("translate", 0))):
+            raise ValueError(f"layer '{meta.get('name')}': scale/translate differ from '{name0}'")
+    ndim = len(levels0[0].shape)
+    axes = _axes_from_meta(meta0, ndim)
+    scale0, translate0 = _placement(meta0, ndim, name0)
+    placements = list(_level_placements(levels0, scale0, translate0))
+    multi = len(images) > 1
+    pos = 1 if axes and axes[0].type == "time" else 0
+    out_levels = []
+    for i, (scale, translation) in enumerate(placements):
+        arrays = [_levels_of(d, m)[i] for d, m, _ in images]
+        if multi:
+            import dask.array as da
+
+            data = da.stack([da.asarray(a) for a in arrays], axis=pos)
+            scale = (*scale[:pos], 1.0, *scale[pos:])
+            translation = (*translation[:pos], 0.0, *translation[pos:])
+        else:
+            data = arrays[0]
+        out_levels.append(Level(str(i), data, tuple(scale), tuple(translation)))
+    if multi:
+        axes = (*axes[:pos], Axis("c", "channel"), *axes[pos:])
+    affine = np.asarray(meta0.get("affine", np.eye(ndim + 1)), dtype=float)
+    world_affine = None if np.allclose(affine, np.eye(ndim + 1)) else affine
+    if world_affine is not None and multi:
+        world_affine = np.insert(np.insert(world_affine, pos, 0, axis=0), pos, 0, axis=1)
+        world_affine[pos, pos] = 1.0
+    dtype = np.dtype(levels0[0].dtype)
+    source = ((meta0.get("metadata") or {}).get("napari_zarrnii") or {}).get("source")
+    return MultiscaleImage(
+        axes=axes,
+        levels=out_levels,
+        name=name or (name0 if not multi else None),
+        channels=[_channel_from_meta(m, dtype) for _, m, _ in images],
+        source=source,
+        world_affine=world_affine,
+    )
+
+
+def _labels_to_model(item: tuple) -> MultiscaleImage:
+    data, meta, _ = item
+    levels = _levels_of(data, meta)
+    name = str(meta.get("name") or "labels")
+    ndim = len(levels[0].shape)
+    axes = _axes_from_meta(meta, ndim)
+    scale0, translate0 = _placement(meta, ndim, name)
+    out = [
+        Level(str(i), d, s, t)
+        for i, (d, (s, t)) in enumerate(zip(levels, _level_placements(levels, scale0, translate0)))
+    ]
+    colors: dict[int, tuple[float, float, float, float]] = {}
+    cmap = meta.get("colormap")
+    color_dict = cmap.get("color_dict") if isinstance(cmap, dict) else getattr(cmap, "color_dict", None)
+    if color_dict:
+        for key, value in color_dict.items():
+            if key is None or str(key) in ("None", "0"):
+                continue
+            rgba = tuple(float(v) for v in np.asarray(value, dtype=float).ravel()[:4])
+            colors[int(key)] = rgba  # type: ignore[assignment]
+    source = ((meta.get("metadata") or {}).get("napari_zarrnii") or {}).get("source")
+    return MultiscaleImage(axes=axes, levels=out, name=name, is_label=True,
+                           label_colors=colors, source=source)

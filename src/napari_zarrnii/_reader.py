@@ -1,0 +1,97 @@
+"""npe2 reader: claims OME-Zarr folders/URLs and NIfTI files, declines everything else.
+
+``get_reader`` reads metadata only; a path without OME metadata gets ``None`` so
+napari can offer it to other readers.  A path that *is* OME-Zarr but whose
+metadata is wrong is claimed, and reading it raises an error that names the path
+and the field, which napari shows as a notification.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ._errors import NotOmeZarrError, ZarrNiiError
+from .core.store import is_url, normalize_source
+
+__all__ = ["get_reader", "read_path"]
+
+log = logging.getLogger(__name__)
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+def _is_nifti(path: str) -> bool:
+    return path.lower().endswith(NIFTI_SUFFIXES) and os.path.isfile(path)
+
+
+def _looks_like_zarr(path: str) -> bool:
+    if is_url(path):
+        return True
+    p = Path(path)
+    if not p.is_dir():
+        return False
+    return any((p / name).exists() for name in ("zarr.json", ".zattrs", ".zgroup"))
+
+
+def read_path(path: Any) -> list[tuple]:
+    """Layer data tuples for one OME-Zarr or NIfTI path (raises for bad input)."""
+    from ._layers import image_to_layer_data
+
+    src = normalize_source(path)
+    if src.lower().endswith(NIFTI_SUFFIXES):
+        from .core.nifti import read_nifti
+
+        image = read_nifti(src)
+    else:
+        from .core.omezarr import read_ome_zarr
+
+        image = read_ome_zarr(src)
+    for note in image.notes:
+        log.info("%s: %s", src, note)
+    return image_to_layer_data(image)
+
+
+def get_reader(path: str | list[str]) -> Callable[[Any], list[tuple]] | None:
+    """Return a reader function when ``path`` is OME-Zarr or NIfTI, else None."""
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    if not paths:
+        return None
+    for p in paths:
+        if not _claims(normalize_source(p)):
+            return None
+    return _read_all
+
+
+def _claims(src: str) -> bool:
+    if _is_nifti(src):
+        return True
+    if not _looks_like_zarr(src):
+        return False
+    from .core.omezarr import detect_layout, open_group
+
+    try:
+        group = open_group(src)
+        return detect_layout(group.attrs.asdict()) is not None
+    except NotOmeZarrError as exc:
+        log.debug("declined %s: %s", src, exc)
+        return False
+    except (OSError, ValueError, KeyError) as exc:  # unreadable: let other readers try
+        log.debug("declined %s: %s", src, exc)
+        return False
+
+
+def _read_all(path: str | list[str]) -> list[tuple]:
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    layers: list[tuple] = []
+    for p in paths:
+        try:
+            layers.extend(read_path(p))
+        except ZarrNiiError:
+            raise
+        except (OSError, ValueError, KeyError) as exc:
+            raise ZarrNiiError(f"{p}: cannot be read ({type(exc).__name__}: {exc})") from exc
+    return layers
