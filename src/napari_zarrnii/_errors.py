@@ -11,6 +11,7 @@ __all__ = [
     "CancelledError",
     "DestinationExistsError",
     "InvalidMetadataError",
+    "NiftiError",
     "NotOmeZarrError",
     "ReadOnlyStoreError",
     "ZarrNiiError",
@@ -33,6 +34,10 @@ class InvalidMetadataError(ZarrNiiError, ValueError):
         self.field = field
         self.problem = problem
         super().__init__(f"{path}: invalid OME-NGFF metadata at '{field}': {problem}")
+
+
+class NiftiError(ZarrNiiError, ValueError):
+    """A NIfTI file is damaged, or an image cannot be stored as NIfTI."""
 
 
 class DestinationExistsError(ZarrNiiError, FileExistsError):

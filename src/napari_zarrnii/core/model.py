@@ -291,12 +291,17 @@ class SlicedArray:
     """A lazy, read-only view of an array through a basic index (ints and slices).
 
     napari needs ``shape``, ``dtype``, ``ndim`` and ``__getitem__``; this gives them
-    without reading anything, so a channel of a 5-D zarr array can be shown as its
-    own layer without dask's per-chunk task graph.  Reads go straight to the base
-    array with the composed index.
+    without reading anything, so a channel of a 5-D zarr array can be its own layer
+    without dask's per-chunk task graph.  Indexing composes lazily while the result
+    is large (napari's multiscale slicing first cuts the displayed tile out of the
+    whole volume, then picks the plane: an eager array would read every plane);
+    small results and ``np.asarray`` read from the base array, only what is asked.
     """
 
-    def __init__(self, base: Any, index: tuple[int | slice, ...]) -> None:
+    #: results with more elements than this stay lazy views
+    LAZY_ABOVE = 1 << 20
+
+    def __init__(self, base: Any, index: tuple[Any, ...] = ()) -> None:
         shape = tuple(int(s) for s in base.shape)
         if len(index) > len(shape):
             raise IndexError("too many indices")
@@ -304,13 +309,12 @@ class SlicedArray:
         self._base = base
         self._index: list[int | range] = []
         for item, size in zip(index, shape):
-            if isinstance(item, slice):
-                self._index.append(range(*item.indices(size)))
+            if isinstance(item, range):
+                self._index.append(item)
+            elif isinstance(item, slice):
+                self._index.append(range(size)[item])
             else:
-                value = int(item)
-                if not -size <= value < size:
-                    raise IndexError(f"index {value} out of range for size {size}")
-                self._index.append(value % size)
+                self._index.append(range(size)[int(item)])
         self.dtype = np.dtype(base.dtype)
 
     @property
@@ -338,46 +342,52 @@ class SlicedArray:
     def __repr__(self) -> str:
         return f"SlicedArray(shape={self.shape}, dtype={self.dtype})"
 
-    def __getitem__(self, key: Any) -> np.ndarray:
+    def _normalize_key(self, key: Any) -> tuple[Any, ...]:
         if not isinstance(key, tuple):
             key = (key,)
         if any(k is Ellipsis for k in key):
             pos = next(i for i, k in enumerate(key) if k is Ellipsis)
             fill = (slice(None),) * (self.ndim - (len(key) - 1))
             key = key[:pos] + fill + key[pos + 1 :]
-        key = tuple(key) + (slice(None),) * (self.ndim - len(key))
-        if len(key) != self.ndim:
+        if len(key) > self.ndim:
             raise IndexError(f"too many indices for an array of {self.ndim} dimensions")
+        return tuple(key) + (slice(None),) * (self.ndim - len(key))
+
+    def __getitem__(self, key: Any) -> Any:
+        key = self._normalize_key(key)
+        if not all(isinstance(k, (slice, int, np.integer)) for k in key):
+            # fancy indexing: read the view, then index it with numpy
+            return np.asarray(self)[key]
         composed: list[Any] = []
         keys = iter(key)
         for r in self._index:
+            composed.append(r[next(keys)] if isinstance(r, range) else r)
+        view = SlicedArray.__new__(SlicedArray)
+        view._base, view._index, view.dtype = self._base, composed, self.dtype
+        if view.size > self.LAZY_ABOVE:
+            return view
+        return view.read()
+
+    def read(self) -> np.ndarray:
+        """Read the view from the base array (only the elements it covers)."""
+        base_key: list[Any] = []
+        flips: list[int] = []
+        out_axis = 0
+        for r in self._index:
             if not isinstance(r, range):
-                composed.append(r)
+                base_key.append(r)
                 continue
-            k = next(keys)
-            if isinstance(k, slice):
-                sub = r[k]
-                if sub.step > 0 or len(sub) == 0:
-                    composed.append(slice(sub.start, sub.start + len(sub) * sub.step, sub.step)
-                                    if len(sub) else slice(0, 0))
-                else:  # negative step: read forwards, flip afterwards
-                    composed.append(("flip", sub))
-            elif isinstance(k, (int, np.integer)):
-                composed.append(r[int(k)])
-            else:
-                composed.append(np.asarray(r)[np.asarray(k)])
-        flips = [i for i, c in enumerate(composed) if isinstance(c, tuple)]
-        for i in flips:
-            sub = composed[i][1]
-            composed[i] = slice(sub[-1], sub[0] + 1, -sub.step)
-        out = np.asarray(self._base[tuple(composed)])
-        if flips:
-            # axes of the result that came from flipped ranges are reversed
-            kept = [i for i, c in enumerate(composed) if not isinstance(c, (int, np.integer))]
-            axes = tuple(kept.index(i) for i in flips if i in kept)
-            out = np.flip(out, axis=axes)
-        return out
+            if len(r) == 0:
+                base_key.append(slice(0, 0))
+            elif r.step > 0:
+                base_key.append(slice(r.start, r[-1] + 1, r.step))
+            else:  # negative step: read forwards, flip afterwards
+                base_key.append(slice(r[-1], r.start + 1, -r.step))
+                flips.append(out_axis)
+            out_axis += 1
+        out = np.asarray(self._base[tuple(base_key)])
+        return np.flip(out, axis=tuple(flips)) if flips else out
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        out = self[...]
+        out = self.read()
         return out.astype(dtype) if dtype is not None else out
