@@ -80,3 +80,27 @@ def test_bad_store_does_not_crash_napari(make_napari_viewer, tmp_path):
 
     assert get_reader(str(plain)) is None
     assert len(viewer.layers) == 0
+
+
+@pytest.mark.parametrize("oblique", [False, True])
+def test_nifti_lands_on_ras_world_coordinates(make_napari_viewer, tmp_path, oblique):
+    import nibabel as nib
+
+    data = np.arange(6 * 5 * 4, dtype=np.int16).reshape(6, 5, 4)
+    # permuted and flipped: i runs right-to-left, j along S, k along A
+    affine = np.array([[-2.0, 0, 0, 30.0], [0, 0, 1.5, -12.0], [0, 0.8, 0, 4.0], [0, 0, 0, 1]])
+    if oblique:
+        c, s = np.cos(0.3), np.sin(0.3)
+        rot = np.array([[c, -s, 0, 0], [s, c, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+        affine = rot @ affine
+    path = tmp_path / "head.nii.gz"
+    nib.save(nib.Nifti1Image(data, affine), path)
+    viewer = make_napari_viewer()
+    (layer,) = viewer.open(str(path), plugin="napari-zarrnii")
+    assert tuple(layer.axis_labels) == ("z", "y", "x")
+    values = np.asarray(layer.data)
+    for ijk in [(0, 0, 0), (5, 4, 3), (2, 1, 3), (4, 0, 2)]:
+        ras = (affine @ (*ijk, 1))[:3]
+        # find the layer voxel holding the value of voxel ijk, then compare positions
+        idx = tuple(int(v) for v in np.argwhere(values == data[ijk])[0])
+        np.testing.assert_allclose(layer.data_to_world(idx), ras[::-1], atol=1e-4)
