@@ -124,8 +124,16 @@ def replace_file_atomically(path: Path, content: Any) -> None:
     path = Path(path)
     if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise ReadOnlyStoreError(f"{path}: not writable")
+    if path.exists():
+        mode = path.stat().st_mode & 0o777
+    else:  # what a plain open() would give under the current umask
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file private (0600): give it the replaced file's permissions
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(content, fh, indent=2)
             fh.flush()
