@@ -8,12 +8,16 @@ The public API imports neither napari nor Qt::
 from __future__ import annotations
 
 from ._errors import (
+    BoxError,
     CancelledError,
     DestinationExistsError,
     InvalidMetadataError,
+    MissingDependencyError,
     NiftiError,
+    NoTissueError,
     NotOmeZarrError,
     ReadOnlyStoreError,
+    SelectionError,
     ZarrNiiError,
 )
 
@@ -23,12 +27,16 @@ except ImportError:  # running from a source tree without a build
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "BoxError",
     "CancelledError",
     "DestinationExistsError",
     "InvalidMetadataError",
+    "MissingDependencyError",
     "NiftiError",
+    "NoTissueError",
     "NotOmeZarrError",
     "ReadOnlyStoreError",
+    "SelectionError",
     "ZarrNii",
     "ZarrNiiError",
     "__version__",

@@ -8,12 +8,16 @@ know this package.  Messages name the path and the field at fault.
 from __future__ import annotations
 
 __all__ = [
+    "BoxError",
     "CancelledError",
     "DestinationExistsError",
     "InvalidMetadataError",
+    "MissingDependencyError",
     "NiftiError",
+    "NoTissueError",
     "NotOmeZarrError",
     "ReadOnlyStoreError",
+    "SelectionError",
     "ZarrNiiError",
 ]
 
@@ -46,6 +50,22 @@ class DestinationExistsError(ZarrNiiError, FileExistsError):
 
 class ReadOnlyStoreError(ZarrNiiError, PermissionError):
     """The store cannot be written (remote URL or read-only folder)."""
+
+
+class SelectionError(ZarrNiiError, IndexError):
+    """A level, channel or time point that this image does not have."""
+
+
+class BoxError(ZarrNiiError, ValueError):
+    """A bounding box is malformed, empty, or lies outside the image."""
+
+
+class NoTissueError(ZarrNiiError, ValueError):
+    """No voxel is above the threshold: there is no tissue to bound."""
+
+
+class MissingDependencyError(ZarrNiiError, ImportError):
+    """An optional dependency needed for this operation is not installed."""
 
 
 class CancelledError(ZarrNiiError):

@@ -15,7 +15,7 @@ from typing import Any
 from ._layers import layers_to_image
 from .core.model import MultiscaleImage
 
-__all__ = ["auto_max_layer", "write_labels", "write_layers", "write_image"]
+__all__ = ["auto_max_layer", "write_image", "write_labels", "write_layers"]
 
 log = logging.getLogger(__name__)
 

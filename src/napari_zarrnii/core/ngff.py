@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import InvalidMetadataError
-from .model import Axis, ChannelInfo, MultiscaleImage, Window, default_axes, normalize_color
+from .model import Axis, ChannelInfo, MultiscaleImage, Window, normalize_color
 
 __all__ = [
     "NGFF_SPECS",

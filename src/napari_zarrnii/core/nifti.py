@@ -58,7 +58,6 @@ from .._errors import (
     NiftiError,
     NotOmeZarrError,
     ReadOnlyStoreError,
-    ZarrNiiError,
 )
 from .model import DEFAULT_CHANNEL_COLORS, Axis, ChannelInfo, Level, MultiscaleImage, Window
 from .store import is_url, local_path, normalize_source

@@ -1,0 +1,441 @@
+"""Regions of interest across pyramid levels: boxes in voxels and in physical space.
+
+Conventions
+-----------
+- A *box* is a pair ``(box_min, box_max)`` of voxel indices, ``box_max`` exclusive,
+  in the order of the array axes it covers.  By default a box of length ``k`` covers
+  the **last** ``k`` axes of the array (``z, y, x`` of a ``(t, c, z, y, x)`` image);
+  pass ``axes=`` to name other ones.  Axes the box does not cover are kept whole.
+- Voxel ``i`` of a level is centred at ``translation + i * scale`` (NGFF and napari)
+  and covers the physical interval ``[c - scale/2, c + scale/2)``.  A box therefore
+  covers ``[translation + (min - 1/2) scale, translation + (max - 1/2) scale)``.
+- Mapping a box to another level keeps that physical extent and rounds **outward** to
+  whole voxels of the other level (then clips to its shape), so the mapped box always
+  covers the original region and exceeds it by less than one voxel of the target
+  level on each side.  :func:`scale_box_power_of_two` is the naive ``2**level`` rule
+  of the zarrnii documentation, exact only for pyramids whose levels are 2x
+  downsamplings on every spatial axis with aligned voxel edges.
+
+Nothing here reads voxels: crops are dask slices that read only the chunks they
+overlap when computed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import zarr
+
+from .._errors import BoxError
+from .model import Level, SlicedArray
+
+__all__ = [
+    "BoxError",
+    "SelectedArray",
+    "as_dask",
+    "box_axes",
+    "chunks_overlapping",
+    "clip_box",
+    "crop_level",
+    "index_box",
+    "map_box_between_levels",
+    "physical_box",
+    "scale_box_power_of_two",
+    "select_index",
+    "select_indices",
+    "storage_chunks",
+]
+
+log = logging.getLogger(__name__)
+
+#: Differences below this fraction of a voxel are float noise, not a voxel boundary.
+_SNAP = 1e-6
+
+
+# ---------------------------------------------------------------------------------
+# lazy arrays
+# ---------------------------------------------------------------------------------
+class SelectedArray(SlicedArray):
+    """A :class:`~.model.SlicedArray` that remembers the storage chunks of its base.
+
+    Used for channel and time-point selections: indexing with integers and whole
+    slices keeps the chunk grid of the remaining axes, so dask arrays built on the
+    view stay aligned with the stored chunks (each task reads one stored chunk).
+    """
+
+    def __init__(self, base: Any, index: tuple[int | slice, ...]) -> None:
+        super().__init__(base, index)
+        full = tuple(index) + (slice(None),) * (len(base.shape) - len(index))
+        base_chunks = storage_chunks(base)
+        if base_chunks is None:
+            self.storage_chunks: tuple[int, ...] | None = None
+        else:
+            kept = []
+            for c, k in zip(base_chunks, full):
+                if isinstance(k, slice):
+                    start, _, step = k.indices(10**18)
+                    # chunks stay aligned only for unit steps from a chunk boundary
+                    kept.append(c if c == 1 or (step == 1 and start % c == 0) else 0)
+            self.storage_chunks = tuple(kept) if all(kept) else None
+
+    @property
+    def chunks(self) -> tuple[int, ...] | None:
+        return self.storage_chunks
+
+    def __repr__(self) -> str:
+        return f"SelectedArray(shape={self.shape}, dtype={self.dtype}, chunks={self.chunks})"
+
+
+def storage_chunks(data: Any) -> tuple[int, ...] | None:
+    """The chunk shape to read ``data`` with: shards of a sharded zarr v3 array, else chunks.
+
+    Parameters
+    ----------
+    data
+        A zarr array, a dask array, a :class:`SelectedArray` or any array-like.
+
+    Returns
+    -------
+    tuple of int or None
+        One entry per axis, or None when the array has no chunk grid.
+    """
+    if isinstance(data, zarr.Array):
+        shards = data.shards
+        return tuple(int(c) for c in (shards or data.chunks))
+    if isinstance(data, SelectedArray):
+        return data.storage_chunks
+    chunks = getattr(data, "chunks", None)
+    if chunks is None:
+        return None
+    if chunks and isinstance(chunks[0], tuple):  # dask: tuple of tuples
+        return tuple(int(c[0]) if c else 0 for c in chunks)
+    try:
+        return tuple(int(c) for c in chunks)
+    except (TypeError, ValueError):
+        return None
+
+
+def as_dask(data: Any) -> da.Array:
+    """``data`` as a dask array chunked like its storage (nothing is read).
+
+    Parameters
+    ----------
+    data
+        A dask array (returned as is), a zarr array (``da.from_zarr`` with the shard
+        or chunk shape), or any array-like with ``shape``, ``dtype`` and
+        ``__getitem__`` (``da.from_array`` with its storage chunks, else ``"auto"``).
+
+    Returns
+    -------
+    dask.array.Array
+    """
+    if isinstance(data, da.Array):
+        return data
+    chunks = storage_chunks(data)
+    if isinstance(data, zarr.Array):
+        return da.from_zarr(data, chunks=chunks)
+    if chunks is not None and (len(chunks) != len(data.shape) or not all(chunks)):
+        chunks = None
+    # name=False: a random name, not a hash of the (possibly remote) array object
+    return da.from_array(data, chunks=chunks or "auto", name=False, asarray=True)
+
+
+def select_index(data: Any, axis: int, index: int) -> Any:
+    """Lazily take index ``index`` of ``axis`` (the axis is dropped).
+
+    Dask arrays are sliced with dask; other arrays get a :class:`SelectedArray` view,
+    so nothing is read and no task graph is built.
+    """
+    size = int(data.shape[axis])
+    if not -size <= index < size:
+        raise IndexError(f"index {index} out of range for an axis of size {size}")
+    key = tuple(index % size if i == axis else slice(None) for i in range(len(data.shape)))
+    if isinstance(data, da.Array):
+        return data[key]
+    return SelectedArray(data, key)
+
+
+def select_indices(data: Any, axis: int, indices: Sequence[int]) -> Any:
+    """Lazily keep the given indices of ``axis`` (the axis is kept).
+
+    Evenly spaced increasing indices become a slice (a :class:`SelectedArray` view
+    for non-dask arrays); other selections use dask fancy indexing.
+    """
+    size = int(data.shape[axis])
+    idx = [int(i) % size if -size <= int(i) < size else None for i in indices]
+    if any(i is None for i in idx) or not idx:
+        raise IndexError(f"indices {list(indices)} out of range for an axis of size {size}")
+    steps = {b - a for a, b in itertools.pairwise(idx)}
+    if len(steps) <= 1 and (not steps or next(iter(steps)) > 0):
+        step = next(iter(steps)) if steps else 1
+        sl = slice(idx[0], idx[-1] + 1, step)
+        key = tuple(sl if i == axis else slice(None) for i in range(len(data.shape)))
+        if isinstance(data, da.Array):
+            return data[key]
+        return SelectedArray(data, key)
+    key_fancy = tuple(
+        np.asarray(idx) if i == axis else slice(None) for i in range(len(data.shape))
+    )
+    return as_dask(data)[key_fancy]
+
+
+# ---------------------------------------------------------------------------------
+# boxes
+# ---------------------------------------------------------------------------------
+def box_axes(ndim: int, box_len: int, axes: Sequence[int] | None = None) -> tuple[int, ...]:
+    """The array axes a box of ``box_len`` entries covers: ``axes``, else the last ones.
+
+    Raises
+    ------
+    BoxError
+        The box has more entries than the array has axes, or ``axes`` does not match.
+    """
+    if axes is None:
+        if box_len > ndim:
+            raise BoxError(f"a box of {box_len} values does not fit an array of {ndim} axes")
+        return tuple(range(ndim - box_len, ndim))
+    axes = tuple(int(a) % ndim for a in axes)
+    if len(axes) != box_len:
+        raise BoxError(f"box has {box_len} values but axes={axes} names {len(axes)} axes")
+    return axes
+
+
+def _pair(box_min: Sequence[float], box_max: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    lo = np.asarray(box_min, dtype=float).ravel()
+    hi = np.asarray(box_max, dtype=float).ravel()
+    if lo.shape != hi.shape:
+        raise BoxError(f"box_min has {lo.size} values, box_max {hi.size}: they must match")
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+        raise BoxError("box values must be finite numbers")
+    return lo, hi
+
+
+def _snap(values: np.ndarray) -> np.ndarray:
+    rounded = np.round(values)
+    return np.where(np.abs(values - rounded) < _SNAP, rounded, values)
+
+
+def physical_box(
+    level: Level,
+    box_min: Sequence[float],
+    box_max: Sequence[float],
+    axes: Sequence[int] | None = None,
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Physical extent (voxel edges) of a voxel box of one level.
+
+    Parameters
+    ----------
+    level
+        The level the box indexes.
+    box_min, box_max
+        Voxel indices, ``box_max`` exclusive, for the axes ``axes`` (default: the
+        last ``len(box_min)`` axes).
+    axes
+        Array axes the box covers.
+
+    Returns
+    -------
+    (phys_min, phys_max)
+        ``translation + (index - 1/2) * scale`` at both corners: the outer edges of
+        the first and last voxels of the box, in the level's physical units.
+    """
+    lo, hi = _pair(box_min, box_max)
+    ax = box_axes(len(level.shape), lo.size, axes)
+    scale = np.array([level.scale[a] for a in ax])
+    trans = np.array([level.translation[a] for a in ax])
+    return (
+        tuple(float(v) for v in trans + (lo - 0.5) * scale),
+        tuple(float(v) for v in trans + (hi - 0.5) * scale),
+    )
+
+
+def index_box(
+    level: Level,
+    phys_min: Sequence[float],
+    phys_max: Sequence[float],
+    axes: Sequence[int] | None = None,
+    *,
+    clip: bool = True,
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The smallest voxel box of ``level`` whose voxels cover a physical box.
+
+    Inverse of :func:`physical_box`: rounds outward (``floor`` at the low corner,
+    ``ceil`` at the high one, ignoring float noise below 1e-6 voxel).
+
+    Parameters
+    ----------
+    level
+        Target level.
+    phys_min, phys_max
+        Physical corners, in the level's units, for the axes ``axes``.
+    axes
+        Array axes the box covers (default: the last ``len(phys_min)``).
+    clip
+        Clip the result to the level's shape.
+
+    Returns
+    -------
+    (box_min, box_max)
+        Voxel indices, ``box_max`` exclusive.
+    """
+    lo, hi = _pair(phys_min, phys_max)
+    ax = box_axes(len(level.shape), lo.size, axes)
+    scale = np.array([level.scale[a] for a in ax])
+    trans = np.array([level.translation[a] for a in ax])
+    if np.any(scale <= 0):
+        raise BoxError(f"level '{level.path}': scale {tuple(scale)} must be positive")
+    first = np.floor(_snap((lo - trans) / scale + 0.5)).astype(np.int64)
+    stop = np.ceil(_snap((hi - trans) / scale + 0.5)).astype(np.int64)
+    if clip:
+        shape = np.array([level.shape[a] for a in ax])
+        first = np.clip(first, 0, shape)
+        stop = np.clip(stop, 0, shape)
+    return tuple(int(v) for v in first), tuple(int(v) for v in stop)
+
+
+def map_box_between_levels(
+    box_min: Sequence[float],
+    box_max: Sequence[float],
+    from_level: Level,
+    to_level: Level,
+    axes: Sequence[int] | None = None,
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Map a voxel box from one level to another through physical space.
+
+    Uses each level's real ``scale`` and ``translation``, so it is right for any
+    downsampling factors (2x, 3x, anisotropic, z kept) and for pyramids whose
+    levels are shifted by half voxels (mean downsampling).  The physical extent of
+    the box's voxel edges is kept; the result is rounded outward to whole voxels and
+    clipped to the target shape.
+
+    Parameters
+    ----------
+    box_min, box_max
+        Voxel box of ``from_level`` (``box_max`` exclusive).
+    from_level, to_level
+        Levels of the same image (same axes).
+    axes
+        Array axes the box covers (default: the last ``len(box_min)``).
+
+    Returns
+    -------
+    (box_min, box_max)
+        Voxel box of ``to_level``.
+    """
+    pmin, pmax = physical_box(from_level, box_min, box_max, axes)
+    return index_box(to_level, pmin, pmax, axes)
+
+
+def scale_box_power_of_two(
+    box_min: Sequence[float],
+    box_max: Sequence[float],
+    from_level: int,
+    to_level: int,
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The zarrnii documentation's rule: multiply a box by ``2 ** (from_level - to_level)``.
+
+    Only right for isotropic pyramids downsampled 2x on every box axis at every level
+    with aligned voxel edges; use :func:`map_box_between_levels` for anything else
+    (anisotropic factors, z kept, other translations).  Going to a coarser level the
+    box is rounded outward.
+
+    Parameters
+    ----------
+    box_min, box_max
+        Voxel box at pyramid level ``from_level`` (``box_max`` exclusive).
+    from_level, to_level
+        Pyramid level numbers.
+
+    Returns
+    -------
+    (box_min, box_max)
+    """
+    lo, hi = _pair(box_min, box_max)
+    factor = 2.0 ** (from_level - to_level)
+    return (
+        tuple(int(v) for v in np.floor(_snap(lo * factor))),
+        tuple(int(v) for v in np.ceil(_snap(hi * factor))),
+    )
+
+
+def clip_box(
+    shape: Sequence[int],
+    box_min: Sequence[float],
+    box_max: Sequence[float],
+    axes: Sequence[int],
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Whole-voxel box (floor/ceil) clipped to ``shape``; BoxError if empty or inverted."""
+    lo, hi = _pair(box_min, box_max)
+    if np.any(hi < lo):
+        raise BoxError(f"box_max {tuple(hi)} is below box_min {tuple(lo)}")
+    lo_i = np.floor(_snap(lo)).astype(np.int64)
+    hi_i = np.ceil(_snap(hi)).astype(np.int64)
+    sizes = np.array([shape[a] for a in axes])
+    c_lo, c_hi = np.clip(lo_i, 0, sizes), np.clip(hi_i, 0, sizes)
+    if np.any(c_hi <= c_lo):
+        raise BoxError(
+            f"box {tuple(lo_i)}-{tuple(hi_i)} does not overlap the image "
+            f"(shape {tuple(int(s) for s in sizes)} on these axes)"
+        )
+    if np.any(c_lo != lo_i) or np.any(c_hi != hi_i):
+        log.info("box %s-%s clipped to %s-%s", tuple(lo_i), tuple(hi_i), tuple(c_lo), tuple(c_hi))
+    return tuple(int(v) for v in c_lo), tuple(int(v) for v in c_hi)
+
+
+def crop_level(
+    level: Level,
+    box_min: Sequence[float],
+    box_max: Sequence[float],
+    axes: Sequence[int] | None = None,
+) -> Level:
+    """A new level holding the voxels of a box, placed exactly over the source.
+
+    Parameters
+    ----------
+    level
+        The level to crop.
+    box_min, box_max
+        Voxel box (``box_max`` exclusive) for ``axes`` (default: the last
+        ``len(box_min)`` axes); other axes are kept whole.  Float values are rounded
+        outward; the box is clipped to the level's shape.
+    axes
+        Array axes the box covers.
+
+    Returns
+    -------
+    Level
+        Same path and scale; ``data`` is a dask slice of the level (computing it reads
+        only the stored chunks the box overlaps); ``translation`` is the source's plus
+        ``box_min * scale``, so crop voxel 0 has the world position of source voxel
+        ``box_min``.
+
+    Raises
+    ------
+    BoxError
+        The box is inverted or does not overlap the level.
+    """
+    n = len(level.shape)
+    ax = box_axes(n, len(np.ravel(box_min)), axes)
+    lo, hi = clip_box(level.shape, box_min, box_max, ax)
+    key: list[slice] = [slice(None)] * n
+    translation = list(level.translation)
+    for a, start, stop in zip(ax, lo, hi):
+        key[a] = slice(start, stop)
+        translation[a] = level.translation[a] + start * level.scale[a]
+    data = as_dask(level.data)[tuple(key)]
+    return Level(path=level.path, data=data, scale=level.scale, translation=tuple(translation))
+
+
+def chunks_overlapping(shape: Sequence[int], chunks: Sequence[int], key: Sequence[slice]) -> int:
+    """How many chunks of a regular grid a basic slice touches (for tests/benchmarks)."""
+    total = 1
+    for n, c, k in zip(shape, chunks, key):
+        start, stop, _ = k.indices(n)
+        total *= 0 if stop <= start else (math.ceil(stop / c) - start // c)
+    return total

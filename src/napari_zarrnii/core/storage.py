@@ -1,0 +1,303 @@
+"""How a pyramid is stored: per level shape, chunks, shards, bytes on disk, compression.
+
+:func:`storage_report` walks each level's folder of a local store (v2 ``0.0.0``,
+nested v2 ``0/0/0`` and v3 ``c/0/0/0`` keys alike) and sums the sizes of its chunk
+(or shard) files; metadata files are not counted.  Remote stores report sizes as
+unknown (None) rather than listing a bucket.  :class:`CountingStore` counts the
+chunk reads going through a zarr store, for tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.storage import WrapperStore
+
+from .model import MultiscaleImage
+from .roi import storage_chunks
+from .store import is_url
+
+__all__ = [
+    "METADATA_FILES",
+    "CountingStore",
+    "StorageRow",
+    "format_bytes",
+    "format_storage_report",
+    "storage_report",
+]
+
+log = logging.getLogger(__name__)
+
+#: Files that hold metadata, not voxels (zarr v2 and v3, consolidated metadata).
+METADATA_FILES = frozenset({".zarray", ".zattrs", ".zgroup", ".zmetadata", "zarr.json"})
+
+
+@dataclass(frozen=True)
+class StorageRow:
+    """Storage of one pyramid level (or the total, with ``level`` None).
+
+    Attributes
+    ----------
+    level
+        Level number in the store, None for the total row.
+    path
+        Array path inside the store (``"total"`` for the total row).
+    shape, chunks, shards
+        Array shape, chunk shape and shard shape (None when not sharded).
+    dtype
+        Data type name.
+    uncompressed_bytes
+        ``prod(shape) * itemsize``.
+    bytes_on_disk
+        Sum of the sizes of the level's chunk/shard files; None when unknown
+        (remote store, in-memory image).
+    n_files
+        Number of chunk (or shard) files; chunks equal to the fill value are usually
+        not written, so this can be below the grid size.
+    compression_ratio
+        ``uncompressed_bytes / bytes_on_disk``, None when unknown or nothing written.
+    """
+
+    level: int | None
+    path: str
+    shape: tuple[int, ...] | None
+    chunks: tuple[int, ...] | None
+    shards: tuple[int, ...] | None
+    dtype: str | None
+    uncompressed_bytes: int
+    bytes_on_disk: int | None
+    n_files: int | None
+    compression_ratio: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row as a plain dict (JSON-serialisable)."""
+        out = asdict(self)
+        for key in ("shape", "chunks", "shards"):
+            if out[key] is not None:
+                out[key] = list(out[key])
+        return out
+
+
+def _walk_level(folder: Path) -> tuple[int, int]:
+    total = files = 0
+    for root, _dirs, names in os.walk(folder):
+        for name in names:
+            if name in METADATA_FILES:
+                continue
+            try:
+                total += os.stat(os.path.join(root, name)).st_size
+            except FileNotFoundError:  # removed while walking
+                continue
+            files += 1
+    return total, files
+
+
+def _ratio(raw: int, disk: int | None) -> float | None:
+    return raw / disk if disk else None
+
+
+def storage_report(
+    image: MultiscaleImage, levels: Sequence[int] | None = None
+) -> list[StorageRow]:
+    """Per level storage of an image read from a store, plus a total row (last).
+
+    Parameters
+    ----------
+    image
+        An image from :func:`~.omezarr.read_ome_zarr` (its ``source`` locates the
+        files); for in-memory images or remote stores the on-disk fields are None.
+    levels
+        Level indices to report (default: all).
+
+    Returns
+    -------
+    list of StorageRow
+        One row per level, then the total (``level=None``, ``path="total"``).
+    """
+    source = image.source
+    local = source is not None and not is_url(source) and Path(source).is_dir()
+    if source is not None and is_url(source):
+        log.info("%s: remote store, bytes on disk not measured", source)
+    rows: list[StorageRow] = []
+    indices = range(image.num_levels) if levels is None else levels
+    for i in indices:
+        lvl = image.levels[i]
+        data = lvl.data
+        dtype = np.dtype(data.dtype)
+        shards = (
+            tuple(int(s) for s in data.shards)
+            if isinstance(data, zarr.Array) and data.shards
+            else None
+        )
+        if isinstance(data, zarr.Array):
+            chunks: tuple[int, ...] | None = tuple(int(c) for c in data.chunks)
+        else:
+            chunks = storage_chunks(data)
+        raw = math.prod(lvl.shape) * dtype.itemsize
+        disk = n_files = None
+        if local and isinstance(data, zarr.Array):
+            folder = Path(str(source)) / lvl.path
+            if folder.is_dir():
+                disk, n_files = _walk_level(folder)
+        rows.append(
+            StorageRow(
+                level=i,
+                path=lvl.path,
+                shape=lvl.shape,
+                chunks=chunks,
+                shards=shards,
+                dtype=dtype.name,
+                uncompressed_bytes=raw,
+                bytes_on_disk=disk,
+                n_files=n_files,
+                compression_ratio=_ratio(raw, disk),
+            )
+        )
+    raw_total = sum(r.uncompressed_bytes for r in rows)
+    known = [r.bytes_on_disk for r in rows]
+    disk_total = (
+        sum(d for d in known if d is not None) if all(d is not None for d in known) else None
+    )
+    files = [r.n_files for r in rows]
+    rows.append(
+        StorageRow(
+            level=None,
+            path="total",
+            shape=None,
+            chunks=None,
+            shards=None,
+            dtype=None,
+            uncompressed_bytes=raw_total,
+            bytes_on_disk=disk_total,
+            n_files=sum(f for f in files if f is not None)
+            if all(f is not None for f in files)
+            else None,
+            compression_ratio=_ratio(raw_total, disk_total),
+        )
+    )
+    return rows
+
+
+def format_bytes(n: int | None) -> str:
+    """Bytes as ``'12.3 MiB'``; ``'?'`` for None."""
+    if n is None:
+        return "?"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"  # pragma: no cover
+
+
+def _fmt_shape(shape: Iterable[int] | None) -> str:
+    return "-" if shape is None else "x".join(str(s) for s in shape)
+
+
+def format_storage_report(rows: Sequence[StorageRow]) -> str:
+    """A plain-text table of :func:`storage_report` rows (one line per row).
+
+    Parameters
+    ----------
+    rows
+        Rows as returned by :func:`storage_report`.
+
+    Returns
+    -------
+    str
+        Aligned columns: level, path, shape, chunks, shards, dtype, size, on disk,
+        files, ratio.
+    """
+    header = (
+        "level",
+        "path",
+        "shape",
+        "chunks",
+        "shards",
+        "dtype",
+        "size",
+        "on disk",
+        "files",
+        "ratio",
+    )
+    table = [header]
+    for r in rows:
+        table.append(
+            (
+                "" if r.level is None else str(r.level),
+                r.path,
+                _fmt_shape(r.shape),
+                _fmt_shape(r.chunks),
+                _fmt_shape(r.shards),
+                r.dtype or "",
+                format_bytes(r.uncompressed_bytes),
+                format_bytes(r.bytes_on_disk),
+                "?" if r.n_files is None else str(r.n_files),
+                "?" if r.compression_ratio is None else f"{r.compression_ratio:.2f}",
+            )
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+    return "\n".join(lines)
+
+
+class CountingStore(WrapperStore):
+    """A zarr store wrapper that counts reads of chunk/shard keys (not metadata).
+
+    Examples
+    --------
+    >>> store = CountingStore(zarr.storage.LocalStore("image.ome.zarr", read_only=True))
+    >>> arr = zarr.open_array(store, path="0")  # doctest: +SKIP
+    >>> _ = arr[:10, :10, :10]  # doctest: +SKIP
+    >>> store.reads  # doctest: +SKIP
+    """
+
+    def __init__(self, store: Any, counter: dict[str, Any] | None = None) -> None:
+        super().__init__(store)
+        self._counter = counter if counter is not None else {"reads": 0, "keys": []}
+        self._lock = threading.Lock()
+
+    def _with_store(self, store: Any) -> CountingStore:
+        return type(self)(store, self._counter)
+
+    def _count(self, key: str) -> None:
+        if key.rsplit("/", 1)[-1] in METADATA_FILES:
+            return
+        with self._lock:
+            self._counter["reads"] += 1
+            self._counter["keys"].append(key)
+
+    @property
+    def reads(self) -> int:
+        """Number of chunk/shard reads so far."""
+        return int(self._counter["reads"])
+
+    @property
+    def keys(self) -> list[str]:
+        """Keys read so far, in order."""
+        return list(self._counter["keys"])
+
+    def reset(self) -> None:
+        """Set the counts back to zero."""
+        with self._lock:
+            self._counter["reads"] = 0
+            self._counter["keys"] = []
+
+    async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
+        self._count(key)
+        return await self._store.get(key, prototype, byte_range)
+
+    async def get_partial_values(self, prototype: Any, key_ranges: Iterable[Any]) -> Any:
+        key_ranges = list(key_ranges)
+        for key, _ in key_ranges:
+            self._count(key)
+        return await self._store.get_partial_values(prototype, key_ranges)
