@@ -34,22 +34,35 @@ def make_store(path: Path, shape, chunks, levels) -> None:
     for i in range(levels):
         f = 2**i
         lvl_shape = tuple(max(1, -(-n // f)) if s else n for n, s in zip(shape, spatial))
-        root.create_array(str(i), shape=lvl_shape, dtype="uint16",
-                          chunks=tuple(min(c, n) for c, n in zip(chunks, lvl_shape)),
-                          chunk_key_encoding={"name": "v2", "separator": "/"}, fill_value=0)
+        root.create_array(
+            str(i),
+            shape=lvl_shape,
+            dtype="uint16",
+            chunks=tuple(min(c, n) for c, n in zip(chunks, lvl_shape)),
+            chunk_key_encoding={"name": "v2", "separator": "/"},
+            fill_value=0,
+        )
         scale = [float(f) if s else 1.0 for s in spatial]
-        datasets.append({"path": str(i), "coordinateTransformations": [
-            {"type": "scale", "scale": scale}]})
+        datasets.append(
+            {"path": str(i), "coordinateTransformations": [{"type": "scale", "scale": scale}]}
+        )
     axes = [{"name": n, "type": "channel" if n == "c" else "space"} for n in names]
     for a in axes:
         if a["type"] == "space":
             a["unit"] = "micrometer"
     root.attrs["multiscales"] = [{"version": "0.4", "axes": axes, "datasets": datasets}]
     if "c" in names:
-        root.attrs["omero"] = {"channels": [
-            {"label": f"ch{i}", "color": c, "active": True,
-             "window": {"start": 0, "end": 1000, "min": 0, "max": 65535}}
-            for i, c in enumerate(["00FF00", "FF00FF"][: shape[0]])]}
+        root.attrs["omero"] = {
+            "channels": [
+                {
+                    "label": f"ch{i}",
+                    "color": c,
+                    "active": True,
+                    "window": {"start": 0, "end": 1000, "min": 0, "max": 65535},
+                }
+                for i, c in enumerate(["00FF00", "FF00FF"][: shape[0]])
+            ]
+        }
 
 
 CHILD = r"""
@@ -91,8 +104,9 @@ best = 1e9
 for _ in range(3):
     t0 = time.perf_counter()
     for c in range(2):
-        viewer.add_image(data, multiscale=True, contrast_limits=(0, 1000), units=["micrometer"] * 3,
-                         axis_labels=list("zyx"), blending="additive", colormap="green")
+        viewer.add_image(data, multiscale=True, contrast_limits=(0, 1000),
+                         units=["micrometer"] * 3, axis_labels=list("zyx"),
+                         blending="additive", colormap="green")
     app.processEvents()
     best = min(best, time.perf_counter() - t0)
     viewer.layers.clear(); app.processEvents()
@@ -101,8 +115,12 @@ print(json.dumps({"shown": best}))
 
 
 def measure(path: Path, plugin: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, str(path), plugin],
-                         capture_output=True, text=True, timeout=900)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(path), plugin],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr else "failed"}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -127,10 +145,16 @@ def main() -> None:
                 result[plugin + " cold"] = min(cold) if cold else None
             rows.append((name, result))
     floor = subprocess.run([sys.executable, "-c", FLOOR], capture_output=True, text=True)
-    floor_s = json.loads(floor.stdout.strip().splitlines()[-1])["shown"] if floor.returncode == 0 else None
+    floor_s = (
+        json.loads(floor.stdout.strip().splitlines()[-1])["shown"]
+        if floor.returncode == 0
+        else None
+    )
     print(f"napari's own cost of adding two tiny in-memory multiscale layers: {floor_s:.3f} s\n")
-    print(f"| case | napari-zarrnii (s) | {args.peer} (s) | ratio "
-          f"| first open, zarrnii (s) | first open, {args.peer} (s) |")
+    print(
+        f"| case | napari-zarrnii (s) | {args.peer} (s) | ratio "
+        f"| first open, zarrnii (s) | first open, {args.peer} (s) |"
+    )
     print("|---|---|---|---|---|---|")
 
     def fmt(v):
@@ -138,9 +162,13 @@ def main() -> None:
 
     for name, result in rows:
         ours, peer = result["napari-zarrnii"], result[args.peer]
-        ratio = f"{peer / ours:.1f}x" if isinstance(ours, float) and isinstance(peer, float) else "-"
-        print(f"| {name} | {fmt(ours)} | {fmt(peer)} | {ratio} "
-              f"| {fmt(result['napari-zarrnii cold'])} | {fmt(result[args.peer + ' cold'])} |")
+        ratio = (
+            f"{peer / ours:.1f}x" if isinstance(ours, float) and isinstance(peer, float) else "-"
+        )
+        print(
+            f"| {name} | {fmt(ours)} | {fmt(peer)} | {ratio} "
+            f"| {fmt(result['napari-zarrnii cold'])} | {fmt(result[args.peer + ' cold'])} |"
+        )
 
 
 if __name__ == "__main__":

@@ -13,16 +13,23 @@ import numpy as np
 import pytest
 import zarr
 
-AXES_5D = (("t", "time", "second"), ("c", "channel", None), ("z", "space", "micrometer"),
-           ("y", "space", "micrometer"), ("x", "space", "micrometer"))
+AXES_5D = (
+    ("t", "time", "second"),
+    ("c", "channel", None),
+    ("z", "space", "micrometer"),
+    ("y", "space", "micrometer"),
+    ("x", "space", "micrometer"),
+)
 
 
 def ramp(shape: tuple[int, ...], dtype: Any = "uint16") -> np.ndarray:
     """Data whose every voxel is distinct enough to catch axis or offset mistakes."""
     grids = np.indices(shape)
-    weights = np.cumprod((1,) + tuple(reversed(shape[1:])))[::-1]
+    weights = np.cumprod((1, *reversed(shape[1:])))[::-1]
     out = sum(g * w for g, w in zip(grids, weights))
-    return (out % (np.iinfo(dtype).max if np.issubdtype(np.dtype(dtype), np.integer) else 1e6)).astype(dtype)
+    return (
+        out % (np.iinfo(dtype).max if np.issubdtype(np.dtype(dtype), np.integer) else 1e6)
+    ).astype(dtype)
 
 
 def write_ngff_store(
@@ -61,7 +68,9 @@ def write_ngff_store(
         else:
             arr_kwargs["dimension_names"] = [a[0] for a in axes]
         chunks = tuple(min(16, n) if s else 1 for n, s in zip(level.shape, spatial))
-        arr = root.create_array(str(i), shape=level.shape, dtype=level.dtype, chunks=chunks, **arr_kwargs)
+        arr = root.create_array(
+            str(i), shape=level.shape, dtype=level.dtype, chunks=chunks, **arr_kwargs
+        )
         arr[...] = level
         lvl_scale = [s * f if sp else s for s, sp in zip(scale, spatial)]
         # striding keeps voxel 0: same translation at every level

@@ -51,10 +51,23 @@ def test_installed_entry_point_finds_manifest():
 
 
 def test_npe2_read_ome_zarr(ngff_store):
-    path, levels = ngff_store(version="0.5", omero={"channels": [
-        {"label": "A", "color": "FF0000", "window": {"start": 0, "end": 9, "min": 0, "max": 9}},
-        {"label": "B", "color": "00FFFF", "window": {"start": 0, "end": 9, "min": 0, "max": 9}},
-    ]})
+    path, levels = ngff_store(
+        version="0.5",
+        omero={
+            "channels": [
+                {
+                    "label": "A",
+                    "color": "FF0000",
+                    "window": {"start": 0, "end": 9, "min": 0, "max": 9},
+                },
+                {
+                    "label": "B",
+                    "color": "00FFFF",
+                    "window": {"start": 0, "end": 9, "min": 0, "max": 9},
+                },
+            ]
+        },
+    )
     npe2.PluginManager.instance().discover(include_npe1=False)
     layers = npe2.read([str(path)], stack=False, plugin_name="napari-zarrnii")
     assert [ly[1]["name"] for ly in layers] == ["A", "B"]
@@ -88,8 +101,12 @@ def test_reader_claims_ome_and_reports_bad_metadata(ngff_store):
     from napari_zarrnii import InvalidMetadataError
     from napari_zarrnii._reader import get_reader
 
-    path, _ = ngff_store(version="0.4", data=ramp((8, 8)), n_levels=1,
-                         axes=(("y", "space", None), ("x", "space", None)))
+    path, _ = ngff_store(
+        version="0.4",
+        data=ramp((8, 8)),
+        n_levels=1,
+        axes=(("y", "space", None), ("x", "space", None)),
+    )
     attrs = json.loads((path / ".zattrs").read_text())
     attrs["multiscales"][0]["datasets"][0]["path"] = "missing"
     (path / ".zattrs").write_text(json.dumps(attrs))
@@ -106,7 +123,8 @@ def test_package_import_pulls_no_qt_or_napari():
     code = (
         "import sys, napari_zarrnii; from napari_zarrnii import ZarrNii;"
         "import napari_zarrnii.core.omezarr, napari_zarrnii.core.ngff, napari_zarrnii.core.store;"
-        "bad=[m for m in sys.modules if m.split('.')[0] in ('napari','qtpy','PyQt6','PySide6','magicgui','vispy')];"
+        "gui=('napari','qtpy','PyQt6','PySide6','magicgui','vispy');"
+        "bad=[m for m in sys.modules if m.split('.')[0] in gui];"
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -47,8 +47,14 @@ def test_large_results_stay_lazy_and_read_only_what_is_asked():
 
         def __getitem__(self, key):
             reads.append(key)
-            return np.zeros(tuple(len(range(*k.indices(n))) for k, n in zip(key, self.shape)
-                                  if isinstance(k, slice)), self.dtype)
+            return np.zeros(
+                tuple(
+                    len(range(*k.indices(n)))
+                    for k, n in zip(key, self.shape)
+                    if isinstance(k, slice)
+                ),
+                self.dtype,
+            )
 
     view = SlicedArray(Spy())
     tile = view[:, 0:200, 0:200]  # napari's first step: the tile over every plane
@@ -60,9 +66,18 @@ def test_large_results_stay_lazy_and_read_only_what_is_asked():
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("FF0000", "FF0000"), ("#00ff00", "00FF00"), ("0000FFFF", "0000FF"), ("blue", "0000FF"),
-     ((1.0, 0.5, 0.0), "FF8000"), ((255, 255, 0, 255), "FFFF00"), (-16776961, "FF0000"),
-     ("nonsense", None), (None, None), ((1, 2), None)],
+    [
+        ("FF0000", "FF0000"),
+        ("#00ff00", "00FF00"),
+        ("0000FFFF", "0000FF"),
+        ("blue", "0000FF"),
+        ((1.0, 0.5, 0.0), "FF8000"),
+        ((255, 255, 0, 255), "FFFF00"),
+        (-16776961, "FF0000"),
+        ("nonsense", None),
+        (None, None),
+        ((1, 2), None),
+    ],
 )
 def test_normalize_color(value, expected):
     assert normalize_color(value) == expected

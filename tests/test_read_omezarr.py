@@ -54,8 +54,13 @@ def test_multiscale_level_transform_composes(ngff_store):
 @pytest.mark.parametrize("version", ["0.1", "0.2", "0.3"])
 def test_old_versions_read_with_derived_scale(ngff_store, version):
     data = ramp((1, 2, 8, 16, 16))
-    axes = (("t", "time", None), ("c", "channel", None), ("z", "space", None),
-            ("y", "space", None), ("x", "space", None))
+    axes = (
+        ("t", "time", None),
+        ("c", "channel", None),
+        ("z", "space", None),
+        ("y", "space", None),
+        ("x", "space", None),
+    )
     path, levels = ngff_store(version=version, data=data, axes=axes)
     image = read_ome_zarr(path)
     assert image.ngff_version == version
@@ -65,15 +70,26 @@ def test_old_versions_read_with_derived_scale(ngff_store, version):
 
 
 def test_omero_channels(ngff_store):
-    omero = {"channels": [
-        {"label": "DAPI", "color": "0000FF", "window": {"start": 10, "end": 500, "min": 0, "max": 4095},
-         "active": True},
-        {"label": "GFP", "color": "#00ff00", "active": False},
-    ]}
+    omero = {
+        "channels": [
+            {
+                "label": "DAPI",
+                "color": "0000FF",
+                "window": {"start": 10, "end": 500, "min": 0, "max": 4095},
+                "active": True,
+            },
+            {"label": "GFP", "color": "#00ff00", "active": False},
+        ]
+    }
     path, _ = ngff_store(version="0.5", omero=omero)
     image = read_ome_zarr(path)
     dapi, gfp = image.channel_infos()
-    assert (dapi.label, dapi.color, dapi.window.start, dapi.window.end) == ("DAPI", "0000FF", 10, 500)
+    assert (dapi.label, dapi.color, dapi.window.start, dapi.window.end) == (
+        "DAPI",
+        "0000FF",
+        10,
+        500,
+    )
     assert (gfp.label, gfp.color, gfp.active, gfp.window) == ("GFP", "00FF00", False, None)
 
 
@@ -105,14 +121,24 @@ def _add_label(image_path, version, data, name="cells", colors=True):
         labels.attrs["ome"] = {"version": "0.5", **label_attrs}
     else:
         labels.attrs.update(label_attrs)
-    path, _ = write_ngff_store(image_path / "labels" / name, version=version, data=data,
-                               axes=(("z", "space", "micrometer"), ("y", "space", "micrometer"),
-                                     ("x", "space", "micrometer")), name=name)
+    path, _ = write_ngff_store(
+        image_path / "labels" / name,
+        version=version,
+        data=data,
+        axes=(
+            ("z", "space", "micrometer"),
+            ("y", "space", "micrometer"),
+            ("x", "space", "micrometer"),
+        ),
+        name=name,
+    )
     group = zarr.open_group(str(path), mode="r+")
     image_label = {"source": {"image": "../../"}}
     if colors:
-        image_label["colors"] = [{"label-value": 1, "rgba": [255, 0, 0, 255]},
-                                 {"label-value": 2, "rgba": "bad"}]
+        image_label["colors"] = [
+            {"label-value": 1, "rgba": [255, 0, 0, 255]},
+            {"label-value": 2, "rgba": "bad"},
+        ]
         image_label["properties"] = [{"label-value": 1, "class": "nucleus"}]
     if version == "0.5":
         ome = dict(group.attrs["ome"])
@@ -124,9 +150,15 @@ def _add_label(image_path, version, data, name="cells", colors=True):
 
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
 def test_labels_are_read(ngff_store, version):
-    path, _ = ngff_store(version=version, data=ramp((8, 16, 16)),
-                         axes=(("z", "space", "micrometer"), ("y", "space", "micrometer"),
-                               ("x", "space", "micrometer")))
+    path, _ = ngff_store(
+        version=version,
+        data=ramp((8, 16, 16)),
+        axes=(
+            ("z", "space", "micrometer"),
+            ("y", "space", "micrometer"),
+            ("x", "space", "micrometer"),
+        ),
+    )
     seg = (ramp((8, 16, 16)) % 3).astype("uint32")
     _add_label(path, version, seg)
     image = read_ome_zarr(path)
@@ -193,15 +225,28 @@ def _write_plate(tmp_path, version="0.4", missing=()):
             well_attrs = {"images": [{"path": "0"}]}
             tile = np.full((2, 16, 16), 10 * r + c + 1, dtype="uint16")
             tiles[(r, c)] = tile
-            write_ngff_store(plate_path / rn / cn / "0", version=version, data=tile, n_levels=2,
-                             axes=(("c", "channel", None), ("y", "space", "micrometer"),
-                                   ("x", "space", "micrometer")))
+            write_ngff_store(
+                plate_path / rn / cn / "0",
+                version=version,
+                data=tile,
+                n_levels=2,
+                axes=(
+                    ("c", "channel", None),
+                    ("y", "space", "micrometer"),
+                    ("x", "space", "micrometer"),
+                ),
+            )
             if version == "0.5":
                 well.attrs["ome"] = {"version": "0.5", "well": well_attrs}
             else:
                 well.attrs["well"] = {"version": version, **well_attrs}
-    plate = {"name": "my plate", "rows": [{"name": n} for n in rows],
-             "columns": [{"name": n} for n in cols], "wells": wells, "field_count": 1}
+    plate = {
+        "name": "my plate",
+        "rows": [{"name": n} for n in rows],
+        "columns": [{"name": n} for n in cols],
+        "wells": wells,
+        "field_count": 1,
+    }
     if version == "0.5":
         root.attrs["ome"] = {"version": "0.5", "plate": plate}
     else:
@@ -211,7 +256,7 @@ def _write_plate(tmp_path, version="0.4", missing=()):
 
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
 def test_plate_is_a_mosaic_of_wells(tmp_path, version):
-    path, tiles = _write_plate(tmp_path, version, missing={(1, 2)})
+    path, _ = _write_plate(tmp_path, version, missing={(1, 2)})
     image = read_ome_zarr(path, plate_level=0)
     assert image.name == "my plate"
     assert image.shape == (2, 32, 48)
@@ -223,7 +268,9 @@ def test_plate_is_a_mosaic_of_wells(tmp_path, version):
 
 
 def test_not_ome_zarr_is_declined(tmp_path):
-    zarr.open_group(str(tmp_path / "plain.zarr"), mode="w").create_array("a", shape=(4,), dtype="u1")
+    zarr.open_group(str(tmp_path / "plain.zarr"), mode="w").create_array(
+        "a", shape=(4,), dtype="u1"
+    )
     with pytest.raises(NotOmeZarrError, match="without OME-NGFF metadata"):
         read_ome_zarr(tmp_path / "plain.zarr")
     (tmp_path / "folder").mkdir()
@@ -238,15 +285,22 @@ def test_not_ome_zarr_is_declined(tmp_path):
     [
         (lambda a: a["multiscales"][0].update(datasets=[]), "datasets"),
         (lambda a: a["multiscales"][0]["datasets"][0].update(path="nope"), "datasets[0].path"),
-        (lambda a: a["multiscales"][0]["datasets"][0]["coordinateTransformations"][0].update(
-            scale=[1, 2]), "coordinateTransformations[0].scale"),
+        (
+            lambda a: a["multiscales"][0]["datasets"][0]["coordinateTransformations"][0].update(
+                scale=[1, 2]
+            ),
+            "coordinateTransformations[0].scale",
+        ),
         (lambda a: a["multiscales"][0].update(axes=[{"name": "x"}]), "datasets[0]"),
         (lambda a: a["multiscales"][0].update(version="9.9"), "version"),
     ],
 )
 def test_invalid_metadata_names_path_and_field(ngff_store, mutate, field):
-    path, _ = ngff_store(version="0.4", data=ramp((4, 8, 8)),
-                         axes=(("z", "space", None), ("y", "space", None), ("x", "space", None)))
+    path, _ = ngff_store(
+        version="0.4",
+        data=ramp((4, 8, 8)),
+        axes=(("z", "space", None), ("y", "space", None), ("x", "space", None)),
+    )
     attrs = json.loads((path / ".zattrs").read_text())
     mutate(attrs)
     (path / ".zattrs").write_text(json.dumps(attrs))
@@ -257,8 +311,12 @@ def test_invalid_metadata_names_path_and_field(ngff_store, mutate, field):
 
 
 def test_missing_chunks_read_as_fill_value(ngff_store):
-    path, _ = ngff_store(version="0.5", data=ramp((16, 16)), n_levels=1,
-                         axes=(("y", "space", None), ("x", "space", None)))
+    path, _ = ngff_store(
+        version="0.5",
+        data=ramp((16, 16)),
+        n_levels=1,
+        axes=(("y", "space", None), ("x", "space", None)),
+    )
     for chunk in (path / "0" / "c").rglob("*"):
         if chunk.is_file():
             chunk.unlink()

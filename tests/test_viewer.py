@@ -11,18 +11,27 @@ pytestmark = pytest.mark.gui
 
 
 def _omero(*specs):
-    return {"channels": [
-        {"label": label, "color": color, "active": active,
-         "window": {"start": 0, "end": 4000, "min": 0, "max": 65535}}
-        for label, color, active in specs
-    ]}
+    return {
+        "channels": [
+            {
+                "label": label,
+                "color": color,
+                "active": active,
+                "window": {"start": 0, "end": 4000, "min": 0, "max": 65535},
+            }
+            for label, color, active in specs
+        ]
+    }
 
 
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
 def test_open_multichannel_pyramid(make_napari_viewer, ngff_store, version):
     data = ramp((2, 8, 64, 64))
     path, levels = ngff_store(
-        version=version, data=data, scale=(1.0, 2.0, 0.5, 0.25), translation=(0, 4.0, -2.0, 8.0),
+        version=version,
+        data=data,
+        scale=(1.0, 2.0, 0.5, 0.25),
+        translation=(0, 4.0, -2.0, 8.0),
         omero=_omero(("DAPI", "0000FF", True), ("GFP", "00FF00", False)),
     )
     viewer = make_napari_viewer()
@@ -56,11 +65,21 @@ def test_labels_open_as_labels_layer(make_napari_viewer):
 
 def test_screenshot_is_not_blank(make_napari_viewer, ngff_store):
     data = ramp((32, 64), dtype="uint16")
-    path, _ = ngff_store(version="0.5", data=data, n_levels=2,
-                         axes=(("y", "space", "micrometer"), ("x", "space", "micrometer")),
-                         omero={"channels": [{"label": "ramp", "color": "FFFFFF",
-                                              "window": {"start": 0, "end": 2047, "min": 0,
-                                                         "max": 65535}}]})
+    path, _ = ngff_store(
+        version="0.5",
+        data=data,
+        n_levels=2,
+        axes=(("y", "space", "micrometer"), ("x", "space", "micrometer")),
+        omero={
+            "channels": [
+                {
+                    "label": "ramp",
+                    "color": "FFFFFF",
+                    "window": {"start": 0, "end": 2047, "min": 0, "max": 65535},
+                }
+            ]
+        },
+    )
     viewer = make_napari_viewer(show=True)
     viewer.open(str(path), plugin="napari-zarrnii")
     viewer.reset_view()

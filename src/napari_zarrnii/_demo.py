@@ -35,8 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     viewer = napari.Viewer(title="napari-zarrnii demo", show=True)
     t0 = time.perf_counter()
     layers = viewer.open(str(store), plugin="napari-zarrnii")
-    log.info("opened %d layers in %.3f s: %s", len(layers), time.perf_counter() - t0,
-             ", ".join(layer.name for layer in layers))
+    log.info(
+        "opened %d layers in %.3f s: %s",
+        len(layers),
+        time.perf_counter() - t0,
+        ", ".join(layer.name for layer in layers),
+    )
     viewer.dims.set_point(0, viewer.dims.range[0].stop / 2)
     for name in ("Create pyramid", "Crop ROI to full resolution"):
         viewer.window.add_plugin_dock_widget("napari-zarrnii", name)

@@ -187,8 +187,9 @@ def _as_tuple(layer: Any) -> tuple[Any, dict[str, Any], str]:
 
 
 def _levels_of(data: Any, meta: dict[str, Any]) -> list[Any]:
-    if meta.get("multiscale") or (isinstance(data, (list, tuple)) and len(data) > 0
-                                   and hasattr(data[0], "shape")):
+    if meta.get("multiscale") or (
+        isinstance(data, (list, tuple)) and len(data) > 0 and hasattr(data[0], "shape")
+    ):
         return list(data)
     return [data]
 
@@ -200,7 +201,9 @@ def _axes_from_meta(meta: dict[str, Any], ndim: int) -> tuple[Axis, ...]:
         if len(stored_axes) == ndim:
             return tuple(Axis(a["name"], a.get("type"), a.get("unit")) for a in stored_axes)
     names = [str(n) for n in (meta.get("axis_labels") or [])]
-    generic = len(names) != ndim or any(n.startswith("axis") or n.lstrip("-").isdigit() for n in names)
+    generic = len(names) != ndim or any(
+        n.startswith("axis") or n.lstrip("-").isdigit() for n in names
+    )
     if generic or len(set(names)) != len(names):
         names = ["t", "z", "y", "x"][-ndim:] if ndim <= 4 else ["t", "c", "z", "y", "x"][-ndim:]
     units = list(meta.get("units") or [])
@@ -222,8 +225,11 @@ def _placement(meta: dict[str, Any], ndim: int, name: str) -> tuple[np.ndarray, 
     if np.any(np.asarray(meta.get("shear", np.zeros(1))) != 0):
         extra.append("shear")
     if extra:
-        log.warning("layer '%s': %s cannot be stored in OME-NGFF 0.4/0.5; dropped",
-                    name, " and ".join(extra))
+        log.warning(
+            "layer '%s': %s cannot be stored in OME-NGFF 0.4/0.5; dropped",
+            name,
+            " and ".join(extra),
+        )
     return scale, translate
 
 
@@ -253,8 +259,10 @@ def _channel_from_meta(meta: dict[str, Any], dtype: Any) -> ChannelInfo:
         color = _COLOR_OF_NAME.get(str(name)) if name else None
         if color is None and colors is not None and len(colors):
             color = normalize_color(np.asarray(colors, dtype=float)[-1])
-    lo, hi = (float(v) for v in meta.get("contrast_limits") or contrast_limits_for(
-        ChannelInfo(""), dtype))
+    lo, hi = (
+        float(v)
+        for v in meta.get("contrast_limits") or contrast_limits_for(ChannelInfo(""), dtype)
+    )
     dmin, dmax = contrast_limits_for(ChannelInfo(""), dtype)
     return ChannelInfo(
         label=str(meta.get("name") or ""),
@@ -306,8 +314,10 @@ def _images_to_model(images: Sequence[tuple], name: str | None) -> MultiscaleIma
                 f"layer '{meta.get('name')}': shape {tuple(other[0].shape)} differs from "
                 f"'{name0}' {tuple(levels0[0].shape)}; save them separately"
             )
-        if not (np.allclose(meta.get("scale", 1), meta0.get("scale", 1))
-                and np.allclose(meta.get("translate", 0), meta0.get("translate", 0))):
+        if not (
+            np.allclose(meta.get("scale", 1), meta0.get("scale", 1))
+            and np.allclose(meta.get("translate", 0), meta0.get("translate", 0))
+        ):
             raise ValueError(f"layer '{meta.get('name')}': scale/translate differ from '{name0}'")
     ndim = len(levels0[0].shape)
     axes = _axes_from_meta(meta0, ndim)
@@ -359,7 +369,9 @@ def _labels_to_model(item: tuple) -> MultiscaleImage:
     ]
     colors: dict[int, tuple[float, float, float, float]] = {}
     cmap = meta.get("colormap")
-    color_dict = cmap.get("color_dict") if isinstance(cmap, dict) else getattr(cmap, "color_dict", None)
+    color_dict = (
+        cmap.get("color_dict") if isinstance(cmap, dict) else getattr(cmap, "color_dict", None)
+    )
     if color_dict:
         for key, value in color_dict.items():
             if key is None or str(key) in ("None", "0"):
@@ -367,5 +379,6 @@ def _labels_to_model(item: tuple) -> MultiscaleImage:
             rgba = tuple(float(v) for v in np.asarray(value, dtype=float).ravel()[:4])
             colors[int(key)] = rgba  # type: ignore[assignment]
     source = ((meta.get("metadata") or {}).get("napari_zarrnii") or {}).get("source")
-    return MultiscaleImage(axes=axes, levels=out, name=name, is_label=True,
-                           label_colors=colors, source=source)
+    return MultiscaleImage(
+        axes=axes, levels=out, name=name, is_label=True, label_colors=colors, source=source
+    )

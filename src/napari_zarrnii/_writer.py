@@ -54,5 +54,3 @@ def write_image(path: str, data: Any, meta: dict) -> list[str]:
 def write_labels(path: str, data: Any, meta: dict) -> list[str]:
     """Write one labels layer as an OME-Zarr label image."""
     return _write(path, layers_to_image([(data, meta, "labels")]))
-
-

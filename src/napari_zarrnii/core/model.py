@@ -267,7 +267,9 @@ class MultiscaleImage:
         infos = list(self.channels[: self.num_channels])
         for i in range(len(infos), self.num_channels):
             color = "FFFFFF" if self.num_channels == 1 else DEFAULT_CHANNEL_COLORS[i % 7]
-            infos.append(ChannelInfo(label=f"channel {i}" if self.num_channels > 1 else "", color=color))
+            infos.append(
+                ChannelInfo(label=f"channel {i}" if self.num_channels > 1 else "", color=color)
+            )
         return infos
 
     def replace(self, **changes: Any) -> MultiscaleImage:

@@ -123,7 +123,6 @@ def _transform_values(
         raise InvalidMetadataError(path, field, "coordinateTransformations must be a list")
     scale = np.ones(ndim)
     translation = np.zeros(ndim)
-    seen_scale = False
     for i, t in enumerate(transforms):
         where = f"{field}[{i}]"
         if not isinstance(t, Mapping):
@@ -140,7 +139,9 @@ def _transform_values(
         try:
             values = np.asarray(t[kind], dtype=float)
         except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidMetadataError(path, f"{where}.{kind}", f"not a list of numbers ({exc})")
+            raise InvalidMetadataError(
+                path, f"{where}.{kind}", f"not a list of numbers ({exc})"
+            ) from exc
         if values.shape != (ndim,):
             raise InvalidMetadataError(
                 path, f"{where}.{kind}", f"needs {ndim} values (one per axis), has {values.size}"
@@ -150,10 +151,9 @@ def _transform_values(
         if kind == "scale":
             scale = scale * values
             translation = translation * values
-            seen_scale = True
         else:
             translation = translation + values
-    return (tuple(scale) if seen_scale else tuple(scale)), tuple(translation)
+    return tuple(scale), tuple(translation)
 
 
 def _parse_axes(raw: Any, path: str, version: str) -> tuple[Axis, ...] | None:
@@ -170,7 +170,9 @@ def _parse_axes(raw: Any, path: str, version: str) -> tuple[Axis, ...] | None:
         else:
             raise InvalidMetadataError(path, f"multiscales[0].axes[{i}]", "needs a 'name'")
         if kind is None:
-            kind = {"t": "time", "c": "channel"}.get(name, "space" if name in SPATIAL_NAMES else None)
+            kind = {"t": "time", "c": "channel"}.get(
+                name, "space" if name in SPATIAL_NAMES else None
+            )
         axes.append(Axis(name, kind, unit if isinstance(unit, str) else None))
     names = [a.name for a in axes]
     if len(set(names)) != len(names):
@@ -178,7 +180,9 @@ def _parse_axes(raw: Any, path: str, version: str) -> tuple[Axis, ...] | None:
     return tuple(axes)
 
 
-def parse_multiscale(ome: Mapping[str, Any], version: str, path: str, index: int = 0) -> ParsedMultiscale:
+def parse_multiscale(
+    ome: Mapping[str, Any], version: str, path: str, index: int = 0
+) -> ParsedMultiscale:
     """Parse entry ``index`` of ``multiscales`` into axes, dataset paths and transforms."""
     spec = spec_for(version, path=path)
     multiscales = ome.get("multiscales")
@@ -209,10 +213,15 @@ def parse_multiscale(ome: Mapping[str, Any], version: str, path: str, index: int
         scale = translation = None
         if ndim is not None and spec.has_transforms:
             scale, translation = _transform_values(
-                ds.get("coordinateTransformations"), ndim, path, f"{where}.coordinateTransformations"
+                ds.get("coordinateTransformations"),
+                ndim,
+                path,
+                f"{where}.coordinateTransformations",
             )
             if scale is None and spec.version >= "0.4":
-                log.warning("%s: %s has no coordinateTransformations; assuming scale 1", path, where)
+                log.warning(
+                    "%s: %s has no coordinateTransformations; assuming scale 1", path, where
+                )
         if scale is not None and outer_scale is not None:
             # dataset transform first, then the multiscale-level one
             scale = tuple(np.multiply(scale, outer_scale))
@@ -257,7 +266,9 @@ def parse_omero(omero: Any, n_channels: int, path: str = "") -> list[ChannelInfo
     if len(channels) != n_channels:
         log.warning(
             "%s: 'omero' lists %d channels, the image has %d; using what matches",
-            path, len(channels), n_channels,
+            path,
+            len(channels),
+            n_channels,
         )
     infos: list[ChannelInfo] = []
     for i in range(n_channels):
@@ -269,11 +280,17 @@ def parse_omero(omero: Any, n_channels: int, path: str = "") -> list[ChannelInfo
             infos.append(ChannelInfo(label=default_label, color=_default_color(i, n_channels)))
             continue
         label = raw.get("label")
-        label = str(label) if isinstance(label, (str, int, float)) and str(label) else default_label
+        label = (
+            str(label) if isinstance(label, (str, int, float)) and str(label) else default_label
+        )
         color = normalize_color(raw.get("color"))
         if raw.get("color") is not None and color is None:
-            log.warning("%s: omero.channels[%d].color %r is not a colour; ignored",
-                        path, i, raw.get("color"))
+            log.warning(
+                "%s: omero.channels[%d].color %r is not a colour; ignored",
+                path,
+                i,
+                raw.get("color"),
+            )
         window = None
         w = raw.get("window")
         if isinstance(w, Mapping):
@@ -281,7 +298,8 @@ def parse_omero(omero: Any, n_channels: int, path: str = "") -> list[ChannelInfo
             lo, hi = _number(w.get("min")), _number(w.get("max"))
             if start is not None and end is not None and end > start:
                 window = Window(
-                    start, end,
+                    start,
+                    end,
                     lo if lo is not None else min(start, 0.0),
                     hi if hi is not None else end,
                 )
@@ -294,7 +312,9 @@ def parse_omero(omero: Any, n_channels: int, path: str = "") -> list[ChannelInfo
                 color=color or _default_color(i, n_channels),
                 window=window,
                 active=active if isinstance(active, bool) else True,
-                inverted=bool(raw.get("inverted", False)) if isinstance(raw.get("inverted", False), bool) else False,
+                inverted=bool(raw.get("inverted", False))
+                if isinstance(raw.get("inverted", False), bool)
+                else False,
             )
         )
     return infos
@@ -380,7 +400,10 @@ def emit_omero(
                 },
             }
         )
-    block: dict[str, Any] = {"channels": out_channels, "rdefs": {"model": "color" if len(channels) > 1 else "greyscale"}}
+    block: dict[str, Any] = {
+        "channels": out_channels,
+        "rdefs": {"model": "color" if len(channels) > 1 else "greyscale"},
+    }
     if name:
         block["name"] = name
     return block

@@ -147,7 +147,8 @@ def _read_image(
     for i, arr in enumerate(arrays):
         if arr.ndim != len(axes):
             raise InvalidMetadataError(
-                src, f"multiscales[{multiscale}].datasets[{i}]",
+                src,
+                f"multiscales[{multiscale}].datasets[{i}]",
                 f"array '{parsed.paths[i]}' has {arr.ndim} dimensions, axes has {len(axes)}",
             )
     levels = []
@@ -160,17 +161,26 @@ def _read_image(
                 (b / s if a.type == "space" and s else 1.0)
                 for a, b, s in zip(axes, base_shape, arr.shape)
             )
-            translation = tuple((f - 1) / 2 if a.type == "space" else 0.0 for a, f in zip(axes, scale))
+            translation = tuple(
+                (f - 1) / 2 if a.type == "space" else 0.0 for a, f in zip(axes, scale)
+            )
         if len(translation) != ndim:
             translation = (0.0,) * ndim
-        levels.append(Level(path=path, data=arr, scale=tuple(map(float, scale)),
-                            translation=tuple(map(float, translation))))
+        levels.append(
+            Level(
+                path=path,
+                data=arr,
+                scale=tuple(map(float, scale)),
+                translation=tuple(map(float, translation)),
+            )
+        )
     notes: list[str] = []
     multiscales = ome.get("multiscales") or []
     if len(multiscales) > 1:
         others = [
             (m.get("name") if isinstance(m, Mapping) else None) or f"#{k}"
-            for k, m in enumerate(multiscales) if k != multiscale
+            for k, m in enumerate(multiscales)
+            if k != multiscale
         ]
         notes.append(f"other multiscales in this group: {', '.join(map(str, others))}")
         log.info("%s: %s", src, notes[-1])
@@ -197,7 +207,9 @@ def _read_image(
     return image
 
 
-def _read_labels(group: zarr.Group, src: str, parent: MultiscaleImage) -> dict[str, MultiscaleImage]:
+def _read_labels(
+    group: zarr.Group, src: str, parent: MultiscaleImage
+) -> dict[str, MultiscaleImage]:
     try:
         labels_group = group["labels"]
     except KeyError:
@@ -256,7 +268,10 @@ def _read_bioformats2raw(
     if not isinstance(sub, zarr.Group):
         raise InvalidMetadataError(src, f"series {chosen}", "not a group")
     image = _read_image(sub, _join(src, chosen), _attrs(sub), with_labels=with_labels)
-    image.attrs = {**image.attrs, "bioformats2raw": {"root": src, "series": names, "opened": chosen}}
+    image.attrs = {
+        **image.attrs,
+        "bioformats2raw": {"root": src, "series": names, "opened": chosen},
+    }
     if len(names) > 1:
         image.notes.append(
             f"bioformats2raw: {len(names)} series ({', '.join(names)}); open another as "
@@ -267,7 +282,9 @@ def _read_bioformats2raw(
     return image
 
 
-def _read_well(group: zarr.Group, src: str, attrs: Mapping[str, Any], *, with_labels: bool) -> MultiscaleImage:
+def _read_well(
+    group: zarr.Group, src: str, attrs: Mapping[str, Any], *, with_labels: bool
+) -> MultiscaleImage:
     ome, _ = ngff_attrs(attrs)
     images = (ome.get("well") or {}).get("images")
     if not isinstance(images, list) or not images or not isinstance(images[0], Mapping):
@@ -298,7 +315,9 @@ class _LazyTile:
                 self._array = self._group[self._path]
             except KeyError:
                 self._array = False
-        out = np.zeros(tuple(len(range(*k.indices(n))) for k, n in zip(key, self.shape)), self.dtype)
+        out = np.zeros(
+            tuple(len(range(*k.indices(n))) for k, n in zip(key, self.shape)), self.dtype
+        )
         if self._array is False:
             return out
         arr = self._array
@@ -312,13 +331,18 @@ class _LazyTile:
 class PlateMosaic:
     """A lazy array tiling one field per well over the plate grid (last two axes)."""
 
-    def __init__(self, tiles: dict[tuple[int, int], _LazyTile], grid: tuple[int, int],
-                 tile_shape: tuple[int, ...], dtype: Any) -> None:
+    def __init__(
+        self,
+        tiles: dict[tuple[int, int], _LazyTile],
+        grid: tuple[int, int],
+        tile_shape: tuple[int, ...],
+        dtype: Any,
+    ) -> None:
         self._tiles = tiles
         self._grid = grid
         self._tile_shape = tile_shape
         self.dtype = np.dtype(dtype)
-        self.shape = tuple(tile_shape[:-2]) + (grid[0] * tile_shape[-2], grid[1] * tile_shape[-1])
+        self.shape = (*tile_shape[:-2], grid[0] * tile_shape[-2], grid[1] * tile_shape[-1])
         self.ndim = len(self.shape)
         self.size = math.prod(self.shape)
 
@@ -353,8 +377,16 @@ class PlateMosaic:
                     continue
                 y0, y1 = max(ys.start, r * th), min(ys.stop, (r + 1) * th)
                 x0, x1 = max(xs.start, c * tw), min(xs.stop, (c + 1) * tw)
-                sub = tuple(norm[:-2]) + (slice(y0 - r * th, y1 - r * th), slice(x0 - c * tw, x1 - c * tw))
-                dest = (Ellipsis, slice(y0 - ys.start, y1 - ys.start), slice(x0 - xs.start, x1 - xs.start))
+                sub = (
+                    *norm[:-2],
+                    slice(y0 - r * th, y1 - r * th),
+                    slice(x0 - c * tw, x1 - c * tw),
+                )
+                dest = (
+                    Ellipsis,
+                    slice(y0 - ys.start, y1 - ys.start),
+                    slice(x0 - xs.start, x1 - xs.start),
+                )
                 out[dest] = tile.read(sub)
         out = out[tuple(slice(None, None, s) for s in steps)]
         return out.squeeze(axis=tuple(squeeze)) if squeeze else out
@@ -401,8 +433,9 @@ def _read_plate(
     field = str(images[0]["path"])
     field_group = first_well[field]
     assert isinstance(field_group, zarr.Group)
-    template = _read_image(field_group, _join(src, f"{first_path}/{field}"), _attrs(field_group),
-                           with_labels=False)
+    template = _read_image(
+        field_group, _join(src, f"{first_path}/{field}"), _attrs(field_group), with_labels=False
+    )
     n_rows = max(len(row_names), 1 + max(p[0] for p in positions.values()))
     n_cols = max(len(col_names), 1 + max(p[1] for p in positions.values()))
     if plate_level is None:
@@ -426,8 +459,10 @@ def _read_plate(
         source=src,
         attrs=dict(attrs),
         labels={},
-        notes=[f"plate: {len(positions)} wells of {n_rows}x{n_cols}, field '{field}', "
-               f"from level {plate_level}"],
+        notes=[
+            f"plate: {len(positions)} wells of {n_rows}x{n_cols}, field '{field}', "
+            f"from level {plate_level}"
+        ],
     )
 
 

@@ -60,34 +60,31 @@ def make_sample_image(
     stack = np.stack([nuclei, cyto]) + noise
     data = np.clip(stack * 3000.0 + 100.0, 0, 65535).astype(np.uint16)
 
-    axes = (Axis("c", "channel"),) + tuple(Axis(n, "space", "micrometer") for n in "zyx")
+    axes = (Axis("c", "channel"), *(Axis(n, "space", "micrometer") for n in "zyx"))
     levels: list[Level] = []
     label_levels: list[Level] = []
     scale = np.array(voxel_size, float)
-    translation = np.zeros(3)
+    mean_translation = np.zeros(3)  # a block mean sits at the centre of its block
     current, current_labels = data, labels
     for i in range(n_levels):
-        levels.append(Level(str(i), current, (1.0, *scale), (0.0, *translation)))
-        label_levels.append(Level(str(i), current_labels, tuple(scale), tuple(translation)))
-        f = 2
-        new_scale = scale * f
-        translation = translation + (f - 1) / 2 * scale
-        scale = new_scale
-        current = np.stack([np.rint(_block_mean(ch, f)).astype(np.uint16) for ch in current])
-        current_labels = current_labels[::f, ::f, ::f][: current.shape[1], : current.shape[2],
-                                                       : current.shape[3]]
-        # nearest-neighbour labels sit on the first voxel of each block: shift back
+        levels.append(Level(str(i), current, (1.0, *scale), (0.0, *mean_translation)))
+        # labels are strided (every 2nd voxel): they keep the first voxel's position
+        label_levels.append(Level(str(i), current_labels, tuple(scale), (0.0, 0.0, 0.0)))
+        mean_translation = mean_translation + scale / 2
+        scale = scale * 2
+        current = np.stack([np.rint(_block_mean(ch, 2)).astype(np.uint16) for ch in current])
+        current_labels = current_labels[::2, ::2, ::2][
+            : current.shape[1], : current.shape[2], : current.shape[3]
+        ]
     label = MultiscaleImage(
         axes=axes[1:],
-        levels=[
-            Level(lvl.path, lvl.data, lvl.scale,
-                  tuple(np.asarray(lvl.translation) - (np.asarray(lvl.scale) - np.asarray(voxel_size)) / 2))
-            for lvl in label_levels
-        ],
+        levels=label_levels,
         name="cells",
         is_label=True,
-        label_properties=[{"label-value": i + 1, "radius_um": round(float(r) * min(voxel_size), 2)}
-                          for i, r in enumerate(radii)],
+        label_properties=[
+            {"label-value": i + 1, "radius_um": round(float(r) * min(voxel_size), 2)}
+            for i, r in enumerate(radii)
+        ],
     )
     hi = [float(np.percentile(level, 99.9)) for level in levels[-1].data]
     return MultiscaleImage(
