@@ -138,10 +138,12 @@ class Level:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """Shape of the level's array."""
         return tuple(int(s) for s in self.data.shape)
 
     @property
     def chunks(self) -> tuple[int, ...] | None:
+        """Chunk shape of the level's array (first chunk for dask), or None."""
         chunks = getattr(self.data, "chunks", None)
         if chunks is None:
             return None
@@ -215,14 +217,17 @@ class MultiscaleImage:
     # -- axes -----------------------------------------------------------------
     @property
     def ndim(self) -> int:
+        """Number of axes."""
         return len(self.axes)
 
     @property
     def axis_names(self) -> tuple[str, ...]:
+        """Axis names in array order."""
         return tuple(a.name for a in self.axes)
 
     @property
     def units(self) -> tuple[str | None, ...]:
+        """Axis units in array order (None where unset)."""
         return tuple(a.unit for a in self.axes)
 
     def axis_index(self, kind: str) -> int | None:
@@ -234,31 +239,38 @@ class MultiscaleImage:
 
     @property
     def channel_axis(self) -> int | None:
+        """Index of the channel axis, or None."""
         return self.axis_index("channel")
 
     @property
     def time_axis(self) -> int | None:
+        """Index of the time axis, or None."""
         return self.axis_index("time")
 
     @property
     def spatial_axes(self) -> tuple[int, ...]:
+        """Indices of the spatial axes, in array order."""
         return tuple(i for i, a in enumerate(self.axes) if a.type == "space")
 
     # -- levels ---------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:
+        """Shape of level 0."""
         return self.levels[0].shape
 
     @property
     def dtype(self) -> np.dtype:
+        """Data type of level 0."""
         return np.dtype(self.levels[0].data.dtype)
 
     @property
     def num_levels(self) -> int:
+        """Number of pyramid levels."""
         return len(self.levels)
 
     @property
     def num_channels(self) -> int:
+        """Size of the channel axis (1 without one)."""
         axis = self.channel_axis
         return 1 if axis is None else self.shape[axis]
 
@@ -321,18 +333,22 @@ class SlicedArray:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """Shape of the view."""
         return tuple(len(r) for r in self._index if isinstance(r, range))
 
     @property
     def ndim(self) -> int:
+        """Number of dimensions of the view."""
         return len(self.shape)
 
     @property
     def size(self) -> int:
+        """Number of elements of the view."""
         return math.prod(self.shape)
 
     @property
     def chunks(self) -> tuple[int, ...] | None:
+        """Chunk shape of the base array on the kept axes, or None."""
         chunks = getattr(self._base, "chunks", None)
         if chunks is None or (chunks and isinstance(chunks[0], tuple)):
             return None

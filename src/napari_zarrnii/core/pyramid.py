@@ -165,6 +165,7 @@ class LevelPlan:
 
     @property
     def path(self) -> str:
+        """Dataset path of the level in the store."""
         return str(self.index)
 
 
@@ -199,10 +200,12 @@ class PyramidPlan:
 
     @property
     def zarr_format(self) -> int:
+        """Zarr format the plan writes (2 for NGFF 0.4, 3 for 0.5)."""
         return spec_for(self.ngff_version, writing=True).zarr_format
 
     @property
     def num_levels(self) -> int:
+        """Number of levels planned."""
         return len(self.levels)
 
     @property
@@ -212,10 +215,12 @@ class PyramidPlan:
 
     @property
     def total_chunks(self) -> int:
+        """Number of chunks over all levels."""
         return sum(lp.n_chunks for lp in self.levels)
 
     @property
     def compressor_description(self) -> str:
+        """The compressor, in words."""
         return describe_compressor(self.compressor, self.zarr_format)
 
     def table(self) -> list[dict[str, Any]]:

@@ -86,6 +86,7 @@ class SelectedArray(SlicedArray):
 
     @property
     def chunks(self) -> tuple[int, ...] | None:
+        """Storage chunk shape on the kept axes, or None when not aligned."""
         return self.storage_chunks
 
     def __repr__(self) -> str:

@@ -293,10 +293,12 @@ class CountingStore(WrapperStore):
             self._counter["keys"] = []
 
     async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
+        """Read one key, counting it."""
         self._count(key)
         return await self._store.get(key, prototype, byte_range)
 
     async def get_partial_values(self, prototype: Any, key_ranges: Iterable[Any]) -> Any:
+        """Read byte ranges, counting each key."""
         key_ranges = list(key_ranges)
         for key, _ in key_ranges:
             self._count(key)
