@@ -26,13 +26,14 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     store = out / "sample.ome.zarr"
     t0 = time.perf_counter()
-    image = make_sample_image(shape=(64, 512, 512), n_levels=1)
+    image = make_sample_image(shape=(48, 384, 384), n_levels=1)
     write_pyramid(image, store, max_layer=3, overwrite=True)
     log.info("wrote %s in %.2f s", store, time.perf_counter() - t0)
 
     import napari
 
     viewer = napari.Viewer(title="napari-zarrnii demo", show=True)
+    viewer.window.resize(1500, 950)
     t0 = time.perf_counter()
     layers = viewer.open(str(store), plugin="napari-zarrnii")
     log.info(
@@ -41,9 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         time.perf_counter() - t0,
         ", ".join(layer.name for layer in layers),
     )
-    viewer.dims.set_point(0, viewer.dims.range[0].stop / 2)
-    for name in ("Create pyramid", "Crop ROI to full resolution"):
-        viewer.window.add_plugin_dock_widget("napari-zarrnii", name)
+    viewer.window.add_plugin_dock_widget("napari-zarrnii", "Crop ROI to full resolution")
+    viewer.reset_view()
     if args.screenshot:
         from qtpy.QtWidgets import QApplication
 

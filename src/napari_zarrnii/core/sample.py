@@ -21,7 +21,7 @@ def _block_mean(arr: np.ndarray, f: int) -> np.ndarray:
 def make_sample_image(
     shape: tuple[int, int, int] = (32, 192, 192),
     n_levels: int = 3,
-    n_cells: int = 24,
+    n_cells: int | None = None,
     seed: int = 0,
     voxel_size: tuple[float, float, float] = (2.0, 0.5, 0.5),
 ) -> MultiscaleImage:
@@ -30,32 +30,43 @@ def make_sample_image(
     Parameters
     ----------
     shape
-        Level-0 shape (z, y, x); every level halves the spatial axes that allow it
-        (z is kept when it would go below 8).
+        Level-0 shape (z, y, x); every level halves the spatial axes.
     n_levels
         Number of pyramid levels.
     n_cells
-        Number of cells.
+        Number of cells (default: one per 20 µm cube of tissue).
     seed
         Random seed: the same seed gives the same image.
     voxel_size
         Level-0 voxel size in micrometres (z, y, x).
+
+    Each cell is drawn only inside its own neighbourhood, so the time grows with the
+    number of cells, not with the number of cells times the volume.
     """
     rng = np.random.default_rng(seed)
-    grids = [np.arange(n, dtype=np.float32) for n in shape]
+    shape_arr = np.array(shape)
+    if n_cells is None:
+        n_cells = max(4, round(float(np.prod(shape_arr * np.array(voxel_size))) / 20.0**3))
     nuclei = np.zeros(shape, np.float32)
     cyto = np.zeros(shape, np.float32)
     labels = np.zeros(shape, np.uint16)
-    margin = np.array([4, 16, 16])
-    centres = rng.uniform(margin, np.array(shape) - margin, size=(n_cells, 3))
-    radii = rng.uniform(5.0, 9.0, size=n_cells)
     aniso = np.array(voxel_size) / min(voxel_size)
+    margin = np.minimum(np.ceil(4.0 / aniso), shape_arr // 4)
+    centres = rng.uniform(margin, shape_arr - margin, size=(n_cells, 3))
+    radii = rng.uniform(5.0, 9.0, size=n_cells)  # in finest-voxel units
     for i, (c, r) in enumerate(zip(centres, radii)):
-        d2 = [((g - cc) * a / r) ** 2 for g, cc, a in zip(grids, c, aniso)]
+        reach = np.ceil(4.0 * r / aniso).astype(int)  # cytoplasm fades out by 4 radii
+        lo = np.maximum(np.floor(c).astype(int) - reach, 0)
+        hi = np.minimum(np.floor(c).astype(int) + reach + 1, shape_arr)
+        window = tuple(slice(a, b) for a, b in zip(lo, hi))
+        d2 = [
+            ((np.arange(a, b, dtype=np.float32) - cc) * f / r) ** 2
+            for a, b, cc, f in zip(lo, hi, c, aniso)
+        ]
         dist2 = d2[0][:, None, None] + d2[1][None, :, None] + d2[2][None, None, :]
-        nuclei += np.exp(-dist2 * 2.0) * rng.uniform(0.6, 1.0)
-        cyto += np.exp(-dist2 / 4.0) * rng.uniform(0.3, 0.6)
-        labels[dist2 < 0.5] = i + 1
+        nuclei[window] += np.exp(-dist2 * 2.0) * rng.uniform(0.6, 1.0)
+        cyto[window] += np.exp(-dist2 / 4.0) * rng.uniform(0.3, 0.6)
+        labels[window][dist2 < 0.5] = i + 1
     noise = rng.normal(0.0, 0.02, size=(2, *shape)).astype(np.float32)
     stack = np.stack([nuclei, cyto]) + noise
     data = np.clip(stack * 3000.0 + 100.0, 0, 65535).astype(np.uint16)
