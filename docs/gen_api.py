@@ -17,6 +17,7 @@ SECTIONS = [
     ("Image model", "napari_zarrnii.core.model", None),
     ("Reading OME-Zarr", "napari_zarrnii.core.omezarr", ["read_ome_zarr", "detect_layout"]),
     ("NIfTI", "napari_zarrnii.core.nifti", None),
+    ("TIFF (optional tifffile)", "napari_zarrnii.core.tiff", None),
     ("Pyramids and writing", "napari_zarrnii.core.pyramid", None),
     ("Regions of interest", "napari_zarrnii.core.roi", None),
     ("Masks", "napari_zarrnii.core.mask", None),

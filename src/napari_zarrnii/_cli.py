@@ -38,8 +38,19 @@ def _is_nifti(path: str) -> bool:
 
 def _open(path: str) -> Any:
     from ._zarrnii import ZarrNii
+    from .core.tiff import is_tiff_path
 
-    return ZarrNii.from_nifti(path) if _is_nifti(path) else ZarrNii.from_ome_zarr(path)
+    if _is_nifti(path):
+        return ZarrNii.from_nifti(path)
+    if is_tiff_path(path):
+        return ZarrNii.from_tiff(path)
+    return ZarrNii.from_ome_zarr(path)
+
+
+def _format_name(image: Any) -> str:
+    if image.ngff_version is not None:
+        return f"OME-NGFF {image.ngff_version}"
+    return "TIFF" if "tiff" in image.attrs else "NIfTI"
 
 
 def _fmt_tuple(values: Sequence[Any] | None, sep: str = "x") -> str:
@@ -90,7 +101,7 @@ def _info_dict(z: Any, rows: list[Any]) -> dict[str, Any]:
     image = z.pyramid
     return {
         "source": image.source,
-        "format": "nifti" if image.ngff_version is None else f"ome-ngff {image.ngff_version}",
+        "format": _format_name(image).lower(),
         "name": image.name,
         "dtype": str(image.dtype),
         "axes": [{"name": a.name, "type": a.type, "unit": a.unit} for a in image.axes],
@@ -130,7 +141,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         _out(json.dumps(_info_dict(z, rows), indent=2))
         return 0
-    fmt = "NIfTI" if image.ngff_version is None else f"OME-NGFF {image.ngff_version}"
+    fmt = _format_name(image)
     _out(f"{image.source}  ({fmt}, {image.dtype})")
     if image.name:
         _out(f"name: {image.name}")
@@ -227,12 +238,12 @@ def add_convert_parser(sub: Any) -> None:
     """Register ``convert IN OUT [options]``."""
     p = sub.add_parser(
         "convert",
-        help="NIfTI or OME-Zarr to a multiscale OME-Zarr (or NIfTI)",
-        description="Build a multiscale OME-Zarr from a NIfTI file or from one "
-        "level of an OME-Zarr; an OUT ending in .nii/.nii.gz "
-        "writes NIfTI instead.",
+        help="NIfTI, TIFF or OME-Zarr to a multiscale OME-Zarr (or NIfTI)",
+        description="Build a multiscale OME-Zarr from a NIfTI file, a TIFF/OME-TIFF "
+        "file (needs tifffile) or one level of an OME-Zarr; an OUT ending in "
+        ".nii/.nii.gz writes NIfTI instead.",
     )
-    p.add_argument("input", help="NIfTI file or OME-Zarr store")
+    p.add_argument("input", help="NIfTI or TIFF file, or OME-Zarr store")
     p.add_argument("output", help="destination .ome.zarr (or .nii/.nii.gz)")
     p.add_argument(
         "--level", type=int, default=0, help="input level used as the new level 0 (default 0)"

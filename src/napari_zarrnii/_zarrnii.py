@@ -298,6 +298,33 @@ class ZarrNii:
         return cls(read_nifti(path))
 
     @classmethod
+    def from_tiff(cls, path: str | os.PathLike[str]) -> ZarrNii:
+        """Open a TIFF, OME-TIFF or ImageJ TIFF file lazily (needs ``tifffile``).
+
+        Parameters
+        ----------
+        path
+            Local file; its first series is read.
+
+        Returns
+        -------
+        ZarrNii
+            Every level of a pyramidal file, axes ``([t,] [c,] [z,] y, x)``, voxel
+            sizes from OME-XML, ImageJ metadata or the resolution tags (see
+            :mod:`napari_zarrnii.core.tiff`).
+
+        Raises
+        ------
+        MissingDependencyError
+            ``tifffile`` is not installed.
+        NotOmeZarrError
+            The file is missing, not a TIFF, or its layout is not supported.
+        """
+        from .core.tiff import read_tiff
+
+        return cls(read_tiff(path))
+
+    @classmethod
     def from_array(
         cls,
         array: Any,

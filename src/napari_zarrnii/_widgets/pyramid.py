@@ -1,4 +1,4 @@
-"""Create pyramid: write layers, a NIfTI file or an OME-Zarr store as a multiscale OME-Zarr.
+"""Create pyramid: write layers, a NIfTI or TIFF file or an OME-Zarr store as OME-Zarr.
 
 The preview table is :func:`~..core.pyramid.plan_pyramid`'s plan, refreshed on every
 change; Run hands the same plan to :func:`~..core.pyramid.write_pyramid` in a worker.
@@ -26,6 +26,7 @@ from .._errors import DestinationExistsError
 from .._layers import image_to_layer_data, layers_to_image
 from ..core.model import MultiscaleImage
 from ..core.pyramid import SCALING_METHODS, PyramidPlan, plan_pyramid, write_pyramid
+from ..core.tiff import has_tifffile
 from ._common import (
     TaskRunner,
     fill_table,
@@ -43,7 +44,12 @@ if TYPE_CHECKING:
 
 __all__ = ["CreatePyramidWidget"]
 
-SOURCES = ("layers", "NIfTI file", "OME-Zarr folder")
+# TIFF needs the optional tifffile: offered only when it is installed.
+SOURCES = ("layers", "NIfTI file", *(("TIFF file",) if has_tifffile() else ()), "OME-Zarr folder")
+FILE_FILTERS = {
+    "NIfTI file": "NIfTI (*.nii *.nii.gz)",
+    "TIFF file": "TIFF (*.tif *.tiff *.ome.tif *.ome.tiff)",
+}
 COMPRESSORS = ("blosc-zstd", "blosc-lz4", "zstd", "none")
 COLUMNS = ("level", "shape", "voxel size", "chunks", "size")
 
@@ -75,7 +81,7 @@ class CreatePyramidWidget(Container):
             label="layers",
             choices=layer_choices(viewer, lambda v: image_layers(v, kinds=("image", "labels"))),
         )
-        self.file = FileEdit(label="file", mode="r", filter="NIfTI (*.nii *.nii.gz)")
+        self.file = FileEdit(label="file", mode="r", filter=FILE_FILTERS["NIfTI file"])
         self.output = FileEdit(label="output", mode="w", filter="OME-Zarr (*.ome.zarr)")
         self.n_levels = SpinBox(label="levels", value=4, min=1, max=16)
         self.factors = LineEdit(label="downsample factors", value="auto")
@@ -143,6 +149,10 @@ class CreatePyramidWidget(Container):
                 from ..core.nifti import read_nifti
 
                 self._cache[key] = read_nifti(path)
+            elif kind == "TIFF file":
+                from ..core.tiff import read_tiff
+
+                self._cache[key] = read_tiff(path)
             else:
                 from ..core.omezarr import read_ome_zarr
 
@@ -176,6 +186,7 @@ class CreatePyramidWidget(Container):
         self.layers.visible = kind == "layers"
         self.file.visible = kind != "layers"
         self.file.mode = "d" if kind == "OME-Zarr folder" else "r"
+        self.file.filter = FILE_FILTERS.get(kind)
         self.shards.enabled = self.ngff_version.value == "0.5"
         self.clevel.enabled = self.compressor.value != "none"
         self.plan = None
