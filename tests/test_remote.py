@@ -39,9 +39,12 @@ def test_read_over_http(http_root, version):
 
     root, url = http_root
     data = ramp((2, 8, 32, 32))
-    _, levels = write_ngff_store(root / "remote.ome.zarr", version=version, data=data,
-                                 omero={"channels": [{"label": "a", "color": "FF0000"},
-                                                     {"label": "b", "color": "00FF00"}]})
+    _, levels = write_ngff_store(
+        root / "remote.ome.zarr",
+        version=version,
+        data=data,
+        omero={"channels": [{"label": "a", "color": "FF0000"}, {"label": "b", "color": "00FF00"}]},
+    )
     image = read_ome_zarr(f"{url}/remote.ome.zarr")
     assert image.num_levels == 3
     np.testing.assert_array_equal(np.asarray(image.levels[1].data[...]), levels[1])
@@ -60,8 +63,13 @@ def test_remote_store_is_read_only(http_root):
     from .conftest import ramp, write_ngff_store
 
     root, url = http_root
-    write_ngff_store(root / "ro.ome.zarr", version="0.4", data=ramp((8, 8)), n_levels=1,
-                     axes=(("y", "space", None), ("x", "space", None)))
+    write_ngff_store(
+        root / "ro.ome.zarr",
+        version="0.4",
+        data=ramp((8, 8)),
+        n_levels=1,
+        axes=(("y", "space", None), ("x", "space", None)),
+    )
     with pytest.raises(ReadOnlyStoreError):
         write_channels(f"{url}/ro.ome.zarr", [ChannelInfo("x")])
 

@@ -14,7 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from .core.model import Axis, ChannelInfo, Level, MultiscaleImage, SlicedArray, Window
+from .core.model import (
+    Axis,
+    ChannelInfo,
+    Level,
+    MultiscaleImage,
+    SlicedArray,
+    Window,
+    integer_factor,
+)
 
 __all__ = ["colormap_for", "contrast_limits_for", "image_to_layer_data", "layers_to_image"]
 
@@ -89,13 +97,35 @@ def _base_metadata(image: MultiscaleImage) -> dict[str, Any]:
     }
 
 
+def _napari_unit(unit: str | None) -> str:
+    """``unit`` if napari (pint) understands it, else ``'pixel'`` with a logged warning.
+
+    NGFF files in the wild carry units pint does not know (``'arbitrary unit'``, ...);
+    napari refuses to create a layer with one, which would make the image unreadable.
+    """
+    if not unit:
+        return _DEFAULT_UNIT
+    try:
+        import pint
+
+        pint.get_application_registry().parse_expression(unit).units  # noqa: B018
+    except ImportError:  # pragma: no cover - napari depends on pint
+        return unit
+    # pint's parser raises anything from UndefinedUnitError to AssertionError and
+    # tokenize errors for text that is no unit.
+    except Exception:  # noqa: BLE001
+        log.warning("unit %r is unknown to napari; shown as %r", unit, _DEFAULT_UNIT)
+        return _DEFAULT_UNIT
+    return unit
+
+
 def _spatial_kwargs(image: MultiscaleImage, drop_axis: int | None) -> dict[str, Any]:
     level0 = image.levels[0]
     kwargs: dict[str, Any] = {
         "scale": _drop(level0.scale, drop_axis),
         "translate": _drop(level0.translation, drop_axis),
         "axis_labels": _drop(image.axis_names, drop_axis),
-        "units": [u or _DEFAULT_UNIT for u in _drop(image.units, drop_axis)],
+        "units": [_napari_unit(u) for u in _drop(image.units, drop_axis)],
     }
     affine = _affine_without(image.world_affine, drop_axis)
     if affine is not None:
@@ -238,12 +268,14 @@ def _level_placements(levels: Sequence[Any], scale0: np.ndarray, translate0: np.
 
     napari places every level so that it covers the same world extent as level 0:
     the ratio of shapes is the downsampling factor and a block of ``f`` voxels is
-    centred ``(f - 1) / 2`` fine voxels after the first one.
+    centred ``(f - 1) / 2`` fine voxels after the first one.  Where an integer factor
+    gives the level's shape (``ceil`` or ``floor`` of ``n0 / f``, as pyramids of odd
+    sizes have) that factor is used, not the shape ratio (37 -> 19 is a factor of 2).
     """
-    shape0 = np.asarray(levels[0].shape, float)
+    shape0 = [int(n) for n in levels[0].shape]
     for data in levels:
-        ratio = shape0 / np.asarray(data.shape, float)
-        yield tuple(scale0 * ratio), tuple(translate0 + (ratio - 1) / 2 * scale0)
+        factors = np.array([integer_factor(n0, int(n)) for n0, n in zip(shape0, data.shape)])
+        yield tuple(scale0 * factors), tuple(translate0 + (factors - 1) / 2 * scale0)
 
 
 def _channel_from_meta(meta: dict[str, Any], dtype: Any) -> ChannelInfo:

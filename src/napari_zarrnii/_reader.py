@@ -57,11 +57,16 @@ def read_path(path: Any) -> list[tuple]:
 
 def get_reader(path: str | list[str]) -> Callable[[Any], list[tuple]] | None:
     """Return a reader function when ``path`` is OME-Zarr or NIfTI, else None."""
-    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
-    if not paths:
+    try:
+        paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+        sources = [normalize_source(p) for p in paths]
+    except (TypeError, ValueError) as exc:  # not a path napari could mean
+        log.debug("declined %r: %s", path, exc)
         return None
-    for p in paths:
-        if not _claims(normalize_source(p)):
+    if not sources:
+        return None
+    for src in sources:
+        if not _claims(src):
             return None
     return _read_all
 
@@ -75,12 +80,15 @@ def _claims(src: str) -> bool:
 
     try:
         group = open_group(src)
-        return detect_layout(group.attrs.asdict()) is not None
+        # a bare 'labels' group holds no image of its own: read_ome_zarr refuses it
+        return detect_layout(group.attrs.asdict()) not in (None, "labels")
     except NotOmeZarrError as exc:
         log.debug("declined %s: %s", src, exc)
         return False
-    except (OSError, ValueError, KeyError) as exc:  # unreadable: let other readers try
-        log.debug("declined %s: %s", src, exc)
+    # get_reader must never raise: HTTP errors, missing fsspec backends (gcsfs, adlfs),
+    # missing credentials... are logged and the path left to other readers.
+    except Exception as exc:  # noqa: BLE001
+        log.info("declined %s: cannot be opened (%s: %s)", src, type(exc).__name__, exc)
         return False
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "SlicedArray",
     "Window",
     "default_axes",
+    "integer_factor",
     "normalize_color",
 ]
 
@@ -99,6 +100,22 @@ def default_axes(ndim: int) -> tuple[Axis, ...]:
     names = ("t", "c", "z", "y", "x")[-ndim:]
     types = {"t": "time", "c": "channel"}
     return tuple(Axis(n, types.get(n, "space")) for n in names)
+
+
+def integer_factor(n0: int, n: int) -> float:
+    """The integer factor that shrinks ``n0`` voxels to ``n``, else the ratio ``n0 / n``.
+
+    Pyramids of odd sizes have ``ceil(n0 / f)`` (or ``floor``) voxels per level: 37
+    voxels shrink to 19 by a factor of 2, not of 37/19.
+    """
+    if n <= 0 or n0 <= 0:
+        return 1.0
+    ratio = n0 / n
+    candidates = sorted({max(1, math.floor(ratio)), max(1, math.ceil(ratio))})
+    for f in sorted(candidates, key=lambda f: abs(f - ratio)):
+        if -(-n0 // f) == n or n0 // f == n:
+            return float(f)
+    return ratio
 
 
 @dataclass(frozen=True)

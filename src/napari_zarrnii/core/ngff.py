@@ -220,7 +220,9 @@ def parse_multiscale(
             )
             if scale is None and spec.version >= "0.4":
                 log.warning(
-                    "%s: %s has no coordinateTransformations; assuming scale 1", path, where
+                    "%s: %s has no coordinateTransformations; scale derived from the shapes",
+                    path,
+                    where,
                 )
         if scale is not None and outer_scale is not None:
             # dataset transform first, then the multiscale-level one
@@ -334,7 +336,11 @@ def parse_image_label(
     props: list[dict[str, Any]] = []
     if not isinstance(image_label, Mapping):
         return colors, props
-    for i, entry in enumerate(image_label.get("colors") or []):
+    raw_colors, raw_props = image_label.get("colors"), image_label.get("properties")
+    for key, value in (("colors", raw_colors), ("properties", raw_props)):
+        if value is not None and not isinstance(value, list):
+            log.warning("%s: image-label.%s is not a list; ignored", path, key)
+    for i, entry in enumerate(raw_colors if isinstance(raw_colors, list) else []):
         try:
             value = int(entry["label-value"])
             rgba = [float(c) for c in entry["rgba"]]
@@ -345,7 +351,7 @@ def parse_image_label(
             colors[value] = tuple(min(max(c / 255.0, 0.0), 1.0) for c in rgba)  # type: ignore[assignment]
         except (KeyError, TypeError, ValueError) as exc:
             log.warning("%s: image-label.colors[%d] unusable (%s); ignored", path, i, exc)
-    for entry in image_label.get("properties") or []:
+    for entry in raw_props if isinstance(raw_props, list) else []:
         if isinstance(entry, Mapping) and "label-value" in entry:
             props.append(dict(entry))
     return colors, props

@@ -17,7 +17,7 @@ import numpy as np
 import zarr
 
 from .._errors import InvalidMetadataError, NotOmeZarrError, ZarrNiiError
-from .model import Level, MultiscaleImage, default_axes
+from .model import Level, MultiscaleImage, default_axes, integer_factor
 from .ngff import ngff_attrs, parse_image_label, parse_multiscale, parse_omero, spec_for
 from .store import is_url, normalize_source
 
@@ -114,11 +114,31 @@ def _join(src: str, path: str) -> str:
     return f"{src.rstrip('/')}/{path.strip('/')}"
 
 
-def _open_array(group: zarr.Group, path: str, src: str, field: str) -> zarr.Array:
+def _node(group: zarr.Group, path: str, src: str, field: str) -> Any:
+    """``group[path]``, or InvalidMetadataError naming ``field`` when it cannot be opened."""
     try:
-        node = group[path]
+        return group[path]
     except KeyError as exc:
-        raise InvalidMetadataError(src, field, f"dataset '{path}' does not exist") from exc
+        raise InvalidMetadataError(src, field, f"'{path}' does not exist") from exc
+    except (ValueError, TypeError, OSError) as exc:  # damaged .zarray/zarr.json, codec, ...
+        raise InvalidMetadataError(
+            src, field, f"'{path}' cannot be opened ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def _child_group(group: zarr.Group, path: str, src: str, field: str) -> zarr.Group:
+    node = _node(group, path, src, field)
+    if not isinstance(node, zarr.Group):
+        raise InvalidMetadataError(src, field, f"'{path}' is not a group")
+    return node
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _open_array(group: zarr.Group, path: str, src: str, field: str) -> zarr.Array:
+    node = _node(group, path, src, field)
     if not isinstance(node, zarr.Array):
         raise InvalidMetadataError(src, field, f"'{path}' is a group, not an array")
     return node
@@ -143,7 +163,15 @@ def _read_image(
         for i, p in enumerate(parsed.paths)
     ]
     ndim = arrays[0].ndim
-    axes = parsed.axes if parsed.axes is not None else default_axes(ndim)
+    if parsed.axes is not None:
+        axes = parsed.axes
+    else:
+        try:
+            axes = default_axes(ndim)
+        except ValueError as exc:
+            raise InvalidMetadataError(
+                src, f"multiscales[{multiscale}].datasets[0]", str(exc)
+            ) from exc
     for i, arr in enumerate(arrays):
         if arr.ndim != len(axes):
             raise InvalidMetadataError(
@@ -158,7 +186,7 @@ def _read_image(
         translation = parsed.translations[i] or (0.0,) * ndim
         if scale is None:  # 0.1-0.3 store no scale: derive it from the shapes
             scale = tuple(
-                (b / s if a.type == "space" and s else 1.0)
+                (integer_factor(b, s) if a.type == "space" else 1.0)
                 for a, b, s in zip(axes, base_shape, arr.shape)
             )
             translation = tuple(
@@ -214,6 +242,10 @@ def _read_labels(
         labels_group = group["labels"]
     except KeyError:
         return {}
+    except (ValueError, TypeError, OSError) as exc:
+        log.warning("%s/labels: cannot be opened (%s); label images ignored", src, exc)
+        parent.notes.append(f"labels cannot be opened: {exc}")
+        return {}
     if not isinstance(labels_group, zarr.Group):
         return {}
     ome, _ = ngff_attrs(_attrs(labels_group))
@@ -230,7 +262,7 @@ def _read_labels(
             if not isinstance(sub, zarr.Group):
                 raise NotOmeZarrError(f"{src}/labels/{name}: not a group")
             label = _read_image(sub, _join(src, f"labels/{name}"), _attrs(sub), with_labels=False)
-        except (ZarrNiiError, KeyError) as exc:
+        except (ZarrNiiError, KeyError, ValueError, TypeError, OSError) as exc:
             # A broken label must not hide the image: report it and go on.
             log.warning("%s/labels/%s: skipped (%s)", src, name, exc)
             parent.notes.append(f"label '{name}' skipped: {exc}")
@@ -261,12 +293,12 @@ def _read_bioformats2raw(
         )
     if not names:
         raise InvalidMetadataError(src, "bioformats2raw.layout", "no image series found")
+    if isinstance(series, int) and not -len(names) <= series < len(names):
+        raise InvalidMetadataError(src, "series", f"no series {series!r}; have {names}")
     chosen = names[series] if isinstance(series, int) else str(series)
     if chosen not in names:
         raise InvalidMetadataError(src, "series", f"no series {series!r}; have {names}")
-    sub = group[chosen]
-    if not isinstance(sub, zarr.Group):
-        raise InvalidMetadataError(src, f"series {chosen}", "not a group")
+    sub = _child_group(group, chosen, src, f"series {chosen}")
     image = _read_image(sub, _join(src, chosen), _attrs(sub), with_labels=with_labels)
     image.attrs = {
         **image.attrs,
@@ -286,13 +318,13 @@ def _read_well(
     group: zarr.Group, src: str, attrs: Mapping[str, Any], *, with_labels: bool
 ) -> MultiscaleImage:
     ome, _ = ngff_attrs(attrs)
-    images = (ome.get("well") or {}).get("images")
+    images = _mapping(ome.get("well")).get("images")
     if not isinstance(images, list) or not images or not isinstance(images[0], Mapping):
         raise InvalidMetadataError(src, "well.images", "must list at least one field")
-    path = str(images[0].get("path"))
-    sub = group[path]
-    if not isinstance(sub, zarr.Group):
-        raise InvalidMetadataError(src, "well.images[0].path", f"'{path}' is not a group")
+    path = images[0].get("path")
+    if not isinstance(path, str):
+        raise InvalidMetadataError(src, "well.images[0].path", "each field needs a path")
+    sub = _child_group(group, path, src, "well.images[0].path")
     image = _read_image(sub, _join(src, path), _attrs(sub), with_labels=with_labels)
     if len(images) > 1:
         image.notes.append(f"well has {len(images)} fields; showing field '{path}'")
@@ -314,6 +346,9 @@ class _LazyTile:
             try:
                 self._array = self._group[self._path]
             except KeyError:
+                self._array = False
+            except (ValueError, TypeError, OSError) as exc:  # damaged metadata: show empty
+                log.warning("plate tile %s cannot be opened (%s); shown empty", self._path, exc)
                 self._array = False
         out = np.zeros(
             tuple(len(range(*k.indices(n))) for k, n in zip(key, self.shape)), self.dtype
@@ -404,7 +439,9 @@ def _read_plate(
     if not isinstance(plate, Mapping):
         raise InvalidMetadataError(src, "plate", "must be an object")
     wells = plate.get("wells")
-    rows, cols = plate.get("rows") or [], plate.get("columns") or []
+    rows, cols = plate.get("rows"), plate.get("columns")
+    rows = rows if isinstance(rows, list) else []
+    cols = cols if isinstance(cols, list) else []
     if not isinstance(wells, list) or not wells:
         raise InvalidMetadataError(src, "plate.wells", "must list at least one well")
     positions: dict[str, tuple[int, int]] = {}
@@ -415,7 +452,12 @@ def _read_plate(
             raise InvalidMetadataError(src, f"plate.wells[{i}].path", "each well needs a path")
         path = well["path"]
         if "rowIndex" in well and "columnIndex" in well:
-            positions[path] = (int(well["rowIndex"]), int(well["columnIndex"]))
+            try:
+                positions[path] = (int(well["rowIndex"]), int(well["columnIndex"]))
+            except (TypeError, ValueError) as exc:
+                raise InvalidMetadataError(
+                    src, f"plate.wells[{i}]", f"rowIndex/columnIndex must be integers ({exc})"
+                ) from exc
         else:  # 0.1-0.3: from the names in the path
             rname, _, cname = path.partition("/")
             positions[path] = (
@@ -423,16 +465,16 @@ def _read_plate(
                 col_names.index(cname) if cname in col_names else 0,
             )
     first_path = next(iter(positions))
-    first_well = group[first_path]
-    if not isinstance(first_well, zarr.Group):
-        raise InvalidMetadataError(src, "plate.wells[0].path", f"'{first_path}' is not a group")
+    first_well = _child_group(group, first_path, src, "plate.wells[0].path")
+    well_src = _join(src, first_path)
     well_ome, _ = ngff_attrs(_attrs(first_well))
-    images = (well_ome.get("well") or {}).get("images") or []
-    if not images or not isinstance(images[0], Mapping) or "path" not in images[0]:
-        raise InvalidMetadataError(_join(src, first_path), "well.images", "no field listed")
-    field = str(images[0]["path"])
-    field_group = first_well[field]
-    assert isinstance(field_group, zarr.Group)
+    images = _mapping(well_ome.get("well")).get("images")
+    if not isinstance(images, list) or not images or not isinstance(images[0], Mapping):
+        raise InvalidMetadataError(well_src, "well.images", "no field listed")
+    if not isinstance(images[0].get("path"), str):
+        raise InvalidMetadataError(well_src, "well.images[0].path", "each field needs a path")
+    field = images[0]["path"]
+    field_group = _child_group(first_well, field, well_src, "well.images[0].path")
     template = _read_image(
         field_group, _join(src, f"{first_path}/{field}"), _attrs(field_group), with_labels=False
     )

@@ -76,7 +76,13 @@ import zarr.codecs
 
 from .._errors import CancelledError
 from .model import Axis, ChannelInfo, Level, MultiscaleImage, Window
-from .ngff import emit_image_attrs, emit_labels_group_attrs, parse_omero, spec_for
+from .ngff import (
+    emit_image_attrs,
+    emit_labels_group_attrs,
+    ngff_attrs,
+    parse_omero,
+    spec_for,
+)
 from .store import atomic_destination, local_path
 
 __all__ = [
@@ -1375,6 +1381,31 @@ def _check_label_name(name: str) -> str:
     return name
 
 
+def _check_ngff_axes(axes: Sequence[Axis], what: str) -> None:
+    """Refuse axes OME-NGFF 0.4/0.5 forbid, before anything is written.
+
+    NGFF images have 2 to 5 axes: 2 or 3 of type ``space``, at most one ``time`` and
+    at most one ``channel`` (or custom) axis, ordered time, channel/custom, space.
+    """
+    names = "".join(a.name for a in axes)
+    kinds = [a.type if a.type in ("time", "space") else "channel" for a in axes]
+    problems = []
+    if not 2 <= len(axes) <= 5:
+        problems.append(f"has {len(axes)} axes, OME-NGFF images have 2 to 5")
+    if not 2 <= kinds.count("space") <= 3:
+        problems.append(f"has {kinds.count('space')} spatial axes, OME-NGFF needs 2 or 3")
+    if kinds.count("time") > 1 or kinds.count("channel") > 1:
+        problems.append("OME-NGFF allows at most one time and one channel (or custom) axis")
+    rank = {"time": 0, "channel": 1, "space": 2}
+    if any(rank[a] > rank[b] for a, b in itertools.pairwise(kinds)):
+        problems.append("OME-NGFF requires the axis order time, channel (or custom), space")
+    if problems:
+        raise ValueError(
+            f"{what}: axes {names} ({', '.join(map(str, kinds))}) cannot be stored as "
+            f"OME-NGFF: {'; '.join(problems)}"
+        )
+
+
 def _write_store(
     image: MultiscaleImage,
     path: Any,
@@ -1388,6 +1419,9 @@ def _write_store(
     workers: int | None,
 ) -> Path:
     spec = spec_for(plan.ngff_version, writing=True)
+    _check_ngff_axes(plan.axes, image.name or "image")
+    for name, lplan in label_plans.items():
+        _check_ngff_axes(lplan.axes, f"label '{name}'")
     compressor = plan.compressor
     jobs = _jobs_for(image, plan, "", "")
     label_jobs = {
@@ -1431,6 +1465,8 @@ def _write_store(
         )
         if image.is_label:
             _drop_label_source(attrs)
+        if plan.method == AS_IS:
+            _keep_source_method(attrs, image)
         root.attrs.update(attrs)
         if label_plans:
             labels_group = root["labels"]
@@ -1440,14 +1476,15 @@ def _write_store(
                 lab = _output_image(
                     src.replace(is_label=True), lplan, label_jobs[name], name=src.name or name
                 )
-                labels_group[name].attrs.update(
-                    emit_image_attrs(
-                        lab,
-                        spec.version,
-                        [lp.path for lp in lplan.levels],
-                        method=_method_for_metadata(lplan.method),
-                    )
+                label_attrs = emit_image_attrs(
+                    lab,
+                    spec.version,
+                    [lp.path for lp in lplan.levels],
+                    method=_method_for_metadata(lplan.method),
                 )
+                if lplan.method == AS_IS:
+                    _keep_source_method(label_attrs, src)
+                labels_group[name].attrs.update(label_attrs)
         runner.check_cancel()
     log.info("wrote %s (%d blocks, peak %d in flight)", path, runner.done, runner.peak_in_flight)
     return local_path(path)
@@ -1464,6 +1501,27 @@ def _stem(path: Any) -> str:
 
 def _method_for_metadata(method: str) -> str | None:
     return method if method in SCALING_METHODS else None
+
+
+def _keep_source_method(attrs: dict[str, Any], image: MultiscaleImage) -> None:
+    """Levels copied as they are keep the ``type``/``metadata`` of the multiscale they
+    were read from (the one whose dataset paths are the image's level paths)."""
+    source, _ = ngff_attrs(image.attrs or {})
+    entries = source.get("multiscales")
+    paths = [lvl.path for lvl in image.levels]
+    for ms in entries if isinstance(entries, list) else []:
+        datasets = ms.get("datasets") if isinstance(ms, Mapping) else None
+        if (
+            not isinstance(datasets, list)
+            or [d.get("path") if isinstance(d, Mapping) else None for d in datasets] != paths
+        ):
+            continue
+        out = attrs.get("ome", attrs)["multiscales"][0]
+        if isinstance(ms.get("type"), str):
+            out["type"] = ms["type"]
+        if isinstance(ms.get("metadata"), Mapping):
+            out["metadata"] = dict(ms["metadata"])
+        return
 
 
 def _drop_label_source(attrs: dict[str, Any]) -> None:
@@ -1620,8 +1678,10 @@ def write_levels(
     """Write every level of ``image`` as it is (no downsampling), e.g. a napari multiscale.
 
     Each level keeps its own scale and translation; labels in ``image.labels`` are
-    written as they are under ``labels/<name>``.  Same safety, atomicity, progress and
-    cancellation as :func:`write_pyramid`, whose parameters these are.
+    written as they are under ``labels/<name>``.  Levels read from an OME-Zarr keep the
+    multiscale ``type`` and ``metadata`` (the downsampling method) stored there.  Same
+    safety, atomicity, progress and cancellation as :func:`write_pyramid`, whose
+    parameters these are.
     """
     if storage_options:
         options = resolve_storage_options(storage_options, chunks)

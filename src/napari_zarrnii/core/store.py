@@ -85,6 +85,8 @@ def atomic_destination(path: Any, *, overwrite: bool = False) -> Iterator[Path]:
     if dest.exists() and not overwrite:
         raise DestinationExistsError(f"{dest}: already exists; pass overwrite=True to replace it")
     parent = dest.parent
+    # folders created for this write are removed again if it fails: it leaves nothing
+    created = [p for p in (parent, *parent.parents) if not p.exists()]
     parent.mkdir(parents=True, exist_ok=True)
     if not os.access(parent, os.W_OK):
         raise ReadOnlyStoreError(f"{parent}: folder is not writable")
@@ -95,6 +97,9 @@ def atomic_destination(path: Any, *, overwrite: bool = False) -> Iterator[Path]:
         yield tmp
     except BaseException:
         _remove(tmp)
+        for folder in created:  # innermost first; only if still empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         raise
     old = parent / f".{dest.name}.old-{tag}"
     moved_old = False
