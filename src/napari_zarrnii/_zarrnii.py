@@ -473,6 +473,16 @@ class ZarrNii:
     def _current(self) -> Level:
         return self._image.levels[self._level]
 
+    def _same_levels(self, image: MultiscaleImage) -> ZarrNii:
+        """A ZarrNii over ``image`` holding the same levels (after a selection)."""
+        return ZarrNii(
+            image,
+            self._level,
+            pyramid=self._pyramid,
+            level_numbers=self._level_numbers,
+            use_dask=self._use_dask,
+        )
+
     def _single(self, image: MultiscaleImage, number: int | None = None) -> ZarrNii:
         return ZarrNii(
             image,
@@ -635,13 +645,7 @@ class ZarrNii:
         info = self._image.channel_infos()[index]
         image = _drop_axis(self._image, axis, lambda d: select_index(d, axis, index))
         image.channels = [info]
-        return ZarrNii(
-            image,
-            self._level,
-            pyramid=self._pyramid,
-            level_numbers=self._level_numbers,
-            use_dask=self._use_dask,
-        )
+        return self._same_levels(image)
 
     @property
     def num_timepoints(self) -> int:
@@ -670,13 +674,7 @@ class ZarrNii:
             raise SelectionError(f"time point {timepoint} does not exist: no time axis")
         index = _norm_index(timepoint, self.shape[axis], "time point")
         image = _drop_axis(self._image, axis, lambda d: select_index(d, axis, index))
-        return ZarrNii(
-            image,
-            self._level,
-            pyramid=self._pyramid,
-            level_numbers=self._level_numbers,
-            use_dask=self._use_dask,
-        )
+        return self._same_levels(image)
 
     # -- masks ---------------------------------------------------------------------------------
     def create_tissue_mask(self, threshold: float | None = None) -> ZarrNii:
