@@ -19,6 +19,8 @@ from pathlib import Path
 import zarr
 
 CASES = {
+    # tiny: what viewer.open itself costs (its "Opening Files" progress bar, two layers)
+    "2ch 64^3": dict(shape=(2, 64, 64, 64), chunks=(1, 64, 64, 64), levels=1),
     "2ch 1024^3": dict(shape=(2, 1024, 1024, 1024), chunks=(1, 64, 64, 64), levels=5),
     "2ch 4096^3": dict(shape=(2, 4096, 4096, 4096), chunks=(1, 64, 64, 64), levels=7),
     "2-D 100000^2": dict(shape=(100000, 100000), chunks=(512, 512), levels=9),
