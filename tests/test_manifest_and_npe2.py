@@ -151,3 +151,17 @@ def test_api_docs_are_up_to_date():
     assert (docs / "api.md").read_text(encoding="utf-8") == rendered, (
         "docs/api.md is stale: run python docs/gen_api.py"
     )
+
+
+def test_reader_opens_the_store_once(ngff_store, monkeypatch):
+    import napari_zarrnii.core.omezarr as omezarr
+    from napari_zarrnii._reader import get_reader
+
+    path, _ = ngff_store(version="0.5")
+    calls = []
+    real = omezarr.open_group
+    monkeypatch.setattr(omezarr, "open_group", lambda *a, **k: calls.append(a) or real(*a, **k))
+    reader = get_reader(str(path))
+    layers = reader(str(path))
+    assert len(layers) == 2
+    assert len(calls) == 1, "the group opened to claim the path is reused for reading"

@@ -8,6 +8,7 @@ and the field, which napari shows as a notification.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable
@@ -37,8 +38,11 @@ def _looks_like_zarr(path: str) -> bool:
     return any((p / name).exists() for name in ("zarr.json", ".zattrs", ".zgroup"))
 
 
-def read_path(path: Any) -> list[tuple]:
-    """Layer data tuples for one OME-Zarr or NIfTI path (raises for bad input)."""
+def read_path(path: Any, group: Any = None) -> list[tuple]:
+    """Layer data tuples for one OME-Zarr or NIfTI path (raises for bad input).
+
+    ``group`` is the zarr group at ``path`` if it is already open.
+    """
     from ._layers import image_to_layer_data
 
     src = normalize_source(path)
@@ -49,7 +53,7 @@ def read_path(path: Any) -> list[tuple]:
     else:
         from .core.omezarr import read_ome_zarr
 
-        image = read_ome_zarr(src)
+        image = read_ome_zarr(src, group=group)
     for note in image.notes:
         log.info("%s: %s", src, note)
     return image_to_layer_data(image)
@@ -65,39 +69,47 @@ def get_reader(path: str | list[str]) -> Callable[[Any], list[tuple]] | None:
         return None
     if not sources:
         return None
+    opened: dict[str, Any] = {}
     for src in sources:
-        if not _claims(src):
+        claim = _claim(src)
+        if claim is None:
             return None
-    return _read_all
+        opened[src] = claim
+    # the groups opened to decide are handed on: metadata is not fetched twice
+    return functools.partial(_read_all, opened=opened)
 
 
-def _claims(src: str) -> bool:
+def _claim(src: str) -> Any:
+    """None to decline; else the opened zarr group (or True for a NIfTI file)."""
     if _is_nifti(src):
         return True
     if not _looks_like_zarr(src):
-        return False
+        return None
     from .core.omezarr import detect_layout, open_group
 
     try:
         group = open_group(src)
         # a bare 'labels' group holds no image of its own: read_ome_zarr refuses it
-        return detect_layout(group.attrs.asdict()) not in (None, "labels")
+        if detect_layout(group.attrs.asdict()) in (None, "labels"):
+            return None
+        return group
     except NotOmeZarrError as exc:
         log.debug("declined %s: %s", src, exc)
-        return False
+        return None
     # get_reader must never raise: HTTP errors, missing fsspec backends (gcsfs, adlfs),
     # missing credentials... are logged and the path left to other readers.
     except Exception as exc:  # noqa: BLE001
         log.info("declined %s: cannot be opened (%s: %s)", src, type(exc).__name__, exc)
-        return False
+        return None
 
 
-def _read_all(path: str | list[str]) -> list[tuple]:
+def _read_all(path: str | list[str], opened: dict[str, Any] | None = None) -> list[tuple]:
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     layers: list[tuple] = []
     for p in paths:
+        group = (opened or {}).get(normalize_source(p))
         try:
-            layers.extend(read_path(p))
+            layers.extend(read_path(p, group=None if group is True else group))
         except ZarrNiiError:
             raise
         except (OSError, ValueError, KeyError) as exc:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from magicgui.widgets import ComboBox, Container, Label, PushButton
 
 from ..core.omezarr import read_ome_zarr
-from ..core.storage import StorageRow, format_bytes, storage_report
+from ..core.storage import StorageRow, storage_report
 from ._common import (
     TaskRunner,
     fill_table,
@@ -24,24 +24,11 @@ if TYPE_CHECKING:
 __all__ = ["StorageReportWidget"]
 
 #: one table row per quantity, one column per level: fits a narrow dock
-ROWS = ("shape", "chunks", "shards", "dtype", "size", "on disk", "files", "ratio")
-
-
-def _shape(values: Any) -> str:
-    return "-" if values is None else "x".join(str(v) for v in values)
+ROWS = StorageRow.QUANTITIES
 
 
 def _column(r: StorageRow) -> list[str]:
-    return [
-        _shape(r.shape),
-        _shape(r.chunks),
-        _shape(r.shards),
-        r.dtype or "",
-        format_bytes(r.uncompressed_bytes),
-        format_bytes(r.bytes_on_disk),
-        "?" if r.n_files is None else str(r.n_files),
-        "?" if r.compression_ratio is None else f"{r.compression_ratio:.2f}x",
-    ]
+    return list(r.cells())
 
 
 def _header(r: StorageRow) -> str:

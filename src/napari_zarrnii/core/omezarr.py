@@ -67,6 +67,7 @@ def read_ome_zarr(
     series: int | str = 0,
     with_labels: bool = True,
     plate_level: int | None = None,
+    group: zarr.Group | None = None,
 ) -> MultiscaleImage:
     """Read the image an OME-Zarr path points at, lazily.
 
@@ -83,6 +84,9 @@ def read_ome_zarr(
     plate_level
         For a plate: the finest pyramid level used in the mosaic (default: the first
         level whose mosaic is at most 16384 pixels wide).
+    group
+        The zarr group at ``source`` when the caller has it open already (the
+        npe2 reader does, from deciding whether to claim the path).
 
     Raises
     ------
@@ -92,7 +96,8 @@ def read_ome_zarr(
         The metadata is present but wrong (the message names path and field).
     """
     src = normalize_source(source)
-    group = open_group(src)
+    if group is None:
+        group = open_group(src)
     attrs = _attrs(group)
     layout = detect_layout(attrs)
     if layout == "image":

@@ -78,6 +78,22 @@ class StorageRow:
     n_files: int | None
     compression_ratio: float | None
 
+    #: what :meth:`cells` returns, in order
+    QUANTITIES = ("shape", "chunks", "shards", "dtype", "size", "on disk", "files", "ratio")
+
+    def cells(self) -> tuple[str, ...]:
+        """The row's quantities as display strings, in the order of :attr:`QUANTITIES`."""
+        return (
+            _fmt_shape(self.shape),
+            _fmt_shape(self.chunks),
+            _fmt_shape(self.shards),
+            self.dtype or "",
+            format_bytes(self.uncompressed_bytes),
+            format_bytes(self.bytes_on_disk),
+            "?" if self.n_files is None else str(self.n_files),
+            "?" if self.compression_ratio is None else f"{self.compression_ratio:.2f}",
+        )
+
     def as_dict(self) -> dict[str, Any]:
         """The row as a plain dict (JSON-serialisable)."""
         out = asdict(self)
@@ -217,34 +233,10 @@ def format_storage_report(rows: Sequence[StorageRow]) -> str:
         Aligned columns: level, path, shape, chunks, shards, dtype, size, on disk,
         files, ratio.
     """
-    header = (
-        "level",
-        "path",
-        "shape",
-        "chunks",
-        "shards",
-        "dtype",
-        "size",
-        "on disk",
-        "files",
-        "ratio",
-    )
+    header = ("level", "path", *StorageRow.QUANTITIES)
     table = [header]
     for r in rows:
-        table.append(
-            (
-                "" if r.level is None else str(r.level),
-                r.path,
-                _fmt_shape(r.shape),
-                _fmt_shape(r.chunks),
-                _fmt_shape(r.shards),
-                r.dtype or "",
-                format_bytes(r.uncompressed_bytes),
-                format_bytes(r.bytes_on_disk),
-                "?" if r.n_files is None else str(r.n_files),
-                "?" if r.compression_ratio is None else f"{r.compression_ratio:.2f}",
-            )
-        )
+        table.append(("" if r.level is None else str(r.level), r.path, *r.cells()))
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
     return "\n".join(lines)
