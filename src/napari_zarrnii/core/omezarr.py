@@ -19,7 +19,7 @@ import zarr
 from .._errors import InvalidMetadataError, NotOmeZarrError, ZarrNiiError
 from .model import Level, MultiscaleImage, default_axes, integer_factor
 from .ngff import ngff_attrs, parse_image_label, parse_multiscale, parse_omero, spec_for
-from .store import is_url, normalize_source
+from .store import normalize_source
 
 __all__ = ["detect_layout", "open_group", "read_ome_zarr"]
 
@@ -511,7 +511,3 @@ def _read_plate(
             f"from level {plate_level}"
         ],
     )
-
-
-def is_remote(source: Any) -> bool:
-    return is_url(source)
