@@ -20,7 +20,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from napari_zarrnii._errors import DestinationExistsError, NotOmeZarrError, ZarrNiiError
+from napari_zarrnii._errors import DestinationExistsError, NotAnImageError, ZarrNiiError
 from napari_zarrnii.core import nifti
 from napari_zarrnii.core.model import Axis, ChannelInfo, Level, MultiscaleImage, Window
 from napari_zarrnii.core.nifti import NiftiError, nifti_affine, read_nifti, write_nifti
@@ -518,11 +518,11 @@ def test_not_nifti(tmp_path: Path) -> None:
     }
     for name, content in cases.items():
         (tmp_path / name).write_bytes(content)
-        with pytest.raises(NotOmeZarrError, match=name):
+        with pytest.raises(NotAnImageError, match=name):
             read_nifti(tmp_path / name)
-    with pytest.raises(NotOmeZarrError, match="no such file"):
+    with pytest.raises(NotAnImageError, match="no such file"):
         read_nifti(tmp_path / "missing.nii")
-    with pytest.raises(NotOmeZarrError, match="folder"):
+    with pytest.raises(NotAnImageError, match="folder"):
         read_nifti(tmp_path)
 
 

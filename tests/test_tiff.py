@@ -9,7 +9,7 @@ import pytest
 
 from napari_zarrnii import ZarrNii
 from napari_zarrnii._cli import main
-from napari_zarrnii._errors import MissingDependencyError, NotOmeZarrError, ZarrNiiError
+from napari_zarrnii._errors import MissingDependencyError, NotAnImageError, ZarrNiiError
 from napari_zarrnii.core import tiff as tiff_module
 from napari_zarrnii.core.omezarr import read_ome_zarr
 from napari_zarrnii.core.pyramid import write_pyramid
@@ -192,9 +192,9 @@ def test_cli_convert_and_info(imagej_zyx, tmp_path, capsys):
 def test_bad_files_name_the_path(tmp_path, capsys):
     fake = tmp_path / "fake.tif"
     fake.write_bytes(b"not a tiff at all")
-    with pytest.raises(NotOmeZarrError, match=r"fake\.tif"):
+    with pytest.raises(NotAnImageError, match=r"fake\.tif"):
         read_tiff(fake)
-    with pytest.raises(NotOmeZarrError, match=r"missing\.tif"):
+    with pytest.raises(NotAnImageError, match=r"missing\.tif"):
         read_tiff(tmp_path / "missing.tif")
     assert main(["convert", str(fake), str(tmp_path / "o.ome.zarr"), "--no-progress"]) == 2
     assert "fake.tif" in capsys.readouterr().err
@@ -203,7 +203,7 @@ def test_bad_files_name_the_path(tmp_path, capsys):
 def test_unsupported_axes_are_refused(tmp_path):
     path = tmp_path / "odd.ome.tif"
     tifffile.imwrite(path, np.zeros((2, 3, 4, 8, 8), np.uint8), metadata={"axes": "QAZYX"})
-    with pytest.raises(NotOmeZarrError, match=r"odd\.ome\.tif.*axes"):
+    with pytest.raises(NotAnImageError, match=r"odd\.ome\.tif.*axes"):
         read_tiff(path)
 
 
@@ -217,7 +217,7 @@ def test_missing_codec_is_reported(tmp_path, monkeypatch):
             return key == 1  # only uncompressed
 
     monkeypatch.setattr(tifffile.TIFF, "DECOMPRESSORS", NoCodecs(), raising=False)
-    with pytest.raises(NotOmeZarrError, match="imagecodecs"):
+    with pytest.raises(NotAnImageError, match="imagecodecs"):
         read_tiff(path)
 
 

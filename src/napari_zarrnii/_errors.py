@@ -15,9 +15,11 @@ __all__ = [
     "MissingDependencyError",
     "NiftiError",
     "NoTissueError",
+    "NotAnImageError",
     "NotOmeZarrError",
     "ReadOnlyStoreError",
     "SelectionError",
+    "UnsupportedFormatError",
     "ZarrNiiError",
 ]
 
@@ -26,8 +28,16 @@ class ZarrNiiError(Exception):
     """Base class of every error raised by napari-zarrnii."""
 
 
-class NotOmeZarrError(ZarrNiiError, ValueError):
-    """The path is readable but holds no OME-Zarr (or NIfTI) image."""
+class NotAnImageError(ZarrNiiError, ValueError):
+    """The path does not exist, or holds no image this package can read."""
+
+
+class NotOmeZarrError(NotAnImageError):
+    """The path is not a zarr group with OME-NGFF image metadata."""
+
+
+class UnsupportedFormatError(ZarrNiiError, ValueError):
+    """The format cannot be told from the name, or cannot be read or written here."""
 
 
 class InvalidMetadataError(ZarrNiiError, ValueError):

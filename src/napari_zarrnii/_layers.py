@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from .core.lazy import select_index
 from .core.model import (
     Axis,
     ChannelInfo,
     Level,
     MultiscaleImage,
-    SlicedArray,
     Window,
     integer_factor,
 )
@@ -77,10 +77,7 @@ def _take(data: Any, axis: int | None, index: int) -> Any:
     """Channel ``index`` of ``data`` along ``axis``, lazily."""
     if axis is None:
         return data
-    key = tuple(index if i == axis else slice(None) for i in range(data.ndim))
-    if hasattr(data, "dask") or type(data).__module__.startswith("dask"):
-        return data[key]
-    return SlicedArray(data, key)
+    return select_index(data, axis, index)
 
 
 def _base_metadata(image: MultiscaleImage) -> dict[str, Any]:

@@ -31,6 +31,7 @@ import dask.array as da
 import numpy as np
 
 from ._errors import SelectionError, ZarrNiiError
+from .core.lazy import as_dask, select_index, select_indices, storage_chunks
 from .core.mask import (
     apply_mask,
     find_tissue_bounds,
@@ -46,16 +47,7 @@ from .core.model import (
     MultiscaleImage,
 )
 from .core.ngff import emit_image_attrs, ngff_attrs
-from .core.roi import (
-    BoxError,
-    as_dask,
-    crop_level,
-    index_box,
-    map_box_between_levels,
-    select_index,
-    select_indices,
-    storage_chunks,
-)
+from .core.roi import BoxError, crop_level, index_box, map_box_between_levels
 
 __all__ = ["SelectionError", "ZarrNii"]
 
@@ -317,7 +309,7 @@ class ZarrNii:
         ------
         MissingDependencyError
             ``tifffile`` is not installed.
-        NotOmeZarrError
+        NotAnImageError
             The file is missing, not a TIFF, or its layout is not supported.
         """
         from .core.tiff import read_tiff

@@ -30,8 +30,8 @@ import dask.array as da
 import numpy as np
 
 from .._errors import DestinationExistsError, MissingDependencyError, ZarrNiiError
+from .lazy import as_dask, select_index, storage_chunks
 from .model import MultiscaleImage
-from .roi import as_dask, select_index, storage_chunks
 from .store import local_path
 
 __all__ = ["MissingDependencyError", "write_bdv"]

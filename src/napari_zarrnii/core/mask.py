@@ -27,7 +27,7 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
 from .._errors import NoTissueError
-from .roi import as_dask
+from .lazy import as_dask
 
 __all__ = [
     "NoTissueError",
@@ -296,7 +296,7 @@ def resample_nearest(
     Parameters
     ----------
     src
-        Source array (made a dask array with :func:`~.roi.as_dask`).
+        Source array (made a dask array with :func:`~.lazy.as_dask`).
     index_maps
         Per axis, the source index of every output voxel (-1 for background, see
         :func:`nearest_index_map`), or None to keep the axis as it is.

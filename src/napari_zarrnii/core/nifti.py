@@ -56,9 +56,10 @@ from nibabel.spatialimages import HeaderDataError
 from .._errors import (
     DestinationExistsError,
     NiftiError,
-    NotOmeZarrError,
+    NotAnImageError,
     ReadOnlyStoreError,
 )
+from .lazy import LazyArray
 from .model import DEFAULT_CHANNEL_COLORS, Axis, ChannelInfo, Level, MultiscaleImage, Window
 from .store import is_url, local_path, normalize_source
 
@@ -111,7 +112,7 @@ _SECONDS_PER_UNIT = {
 # ---------------------------------------------------------------------------------
 # reading
 # ---------------------------------------------------------------------------------
-class _NiftiVoxels:
+class _NiftiVoxels(LazyArray):
     """Array-like over the voxels of a NIfTI file, in the file's own axis order.
 
     Built on an :class:`~nibabel.arrayproxy.ArrayProxy` without scaling, so a read
@@ -145,7 +146,6 @@ class _NiftiVoxels:
         self._gzip = data_file.lower().endswith(".gz")
         self._proxy = ArrayProxy(data_file, spec, mmap=False, keep_file_open=False)
         self.shape = tuple(int(n) for n in self._proxy.shape)
-        self.ndim = len(self.shape)
         self.dtype = np.dtype(dtype)
         self._lock = threading.Lock()
         self._stream: Any = None
@@ -163,33 +163,28 @@ class _NiftiVoxels:
         self._lock = threading.Lock()
         self._stream = self._stream_proxy = self._closer = None
 
-    def _reaches_end(self, key: Any) -> bool:
-        if not isinstance(key, tuple) or len(key) != self.ndim:
-            return False
-        for item, n in zip(key, self.shape):
-            if not isinstance(item, slice):
-                return False
-            covered = range(*item.indices(n))
-            if not covered or max(covered[0], covered[-1]) != n - 1:
-                return False
-        return True
+    def _reaches_end(self, box: tuple[slice, ...]) -> bool:
+        return all(
+            s.stop > s.start and range(s.start, s.stop, s.step)[-1] == n - 1
+            for s, n in zip(box, self.shape)
+        )
 
     def _close_stream(self) -> None:
         if self._closer is not None:
             self._closer()
         self._stream = self._stream_proxy = self._closer = None
 
-    def _read(self, key: Any) -> np.ndarray:
+    def _read_raw(self, box: tuple[slice, ...]) -> np.ndarray:
         if not self._gzip:
-            return np.asarray(self._proxy[key])
+            return np.asarray(self._proxy[box])
         with self._lock:
             try:
                 if self._stream_proxy is None:
                     self._stream = gzip.open(self._file, "rb")
                     self._closer = weakref.finalize(self, self._stream.close)
                     self._stream_proxy = ArrayProxy(self._stream, self._spec, mmap=False)
-                raw = np.asarray(self._stream_proxy[key])
-                if self._reaches_end(key):
+                raw = np.asarray(self._stream_proxy[box])
+                if self._reaches_end(box):
                     while self._stream.read(2**16):  # checks the CRC and the size
                         pass
             except BaseException:
@@ -197,9 +192,9 @@ class _NiftiVoxels:
                 raise
         return raw
 
-    def __getitem__(self, key: Any) -> np.ndarray:
+    def _read(self, box: tuple[slice, ...]) -> np.ndarray:
         try:
-            raw = self._read(key)
+            raw = self._read_raw(box)
         except (OSError, EOFError, ValueError, zlib.error) as exc:
             raise NiftiError(
                 f"{self._source}: NIfTI voxel data cannot be read, the file may be "
@@ -290,17 +285,17 @@ def _check_complete(data_file: str, source: str, offset: int, nbytes: int) -> No
 def _load(src: str) -> nib.Nifti1Pair:
     path = Path(src)
     if not path.exists():
-        raise NotOmeZarrError(f"{src}: no such file")
+        raise NotAnImageError(f"{src}: no such file")
     if path.is_dir():
-        raise NotOmeZarrError(f"{src}: is a folder, not a NIfTI file")
+        raise NotAnImageError(f"{src}: is a folder, not a NIfTI file")
     try:
         # mmap=False: voxels are read by explicit slab reads, which fetch only the
         # bytes asked for, keep no mapping open and leave the file replaceable.
         img = nib.load(src, mmap=False)
     except (ImageFileError, HeaderDataError, OSError, EOFError, ValueError, zlib.error) as exc:
-        raise NotOmeZarrError(f"{src}: not a readable NIfTI file ({exc})") from exc
+        raise NotAnImageError(f"{src}: not a readable NIfTI file ({exc})") from exc
     if not isinstance(img, nib.Nifti1Pair):  # Nifti1/2 images and pairs derive from it
-        raise NotOmeZarrError(f"{src}: is a {type(img).__name__}, not a NIfTI image")
+        raise NotAnImageError(f"{src}: is a {type(img).__name__}, not a NIfTI image")
     return img
 
 
@@ -362,7 +357,7 @@ def read_nifti(path: str | os.PathLike[str]) -> MultiscaleImage:
 
     Raises
     ------
-    NotOmeZarrError
+    NotAnImageError
         The path does not exist or is not a NIfTI file.
     NiftiError
         The file is truncated or corrupt, or its layout is not supported (RGB voxels,
@@ -370,7 +365,7 @@ def read_nifti(path: str | os.PathLike[str]) -> MultiscaleImage:
         it too, from the dask computation.
     """
     if is_url(path):
-        raise NotOmeZarrError(f"{path}: remote NIfTI files are not supported; download it first")
+        raise NotAnImageError(f"{path}: remote NIfTI files are not supported; download it first")
     src = normalize_source(path)
     img = _load(src)
     header = img.header
@@ -406,7 +401,7 @@ def read_nifti(path: str | os.PathLike[str]) -> MultiscaleImage:
         voxels,
         chunks=_slab_chunks(shape, stored.itemsize, fortran=True),
         name=f"nifti-{tokenize(src, stat.st_mtime_ns, stat.st_size, slope, inter)}",
-        asarray=False,
+        asarray=True,
         fancy=False,
         meta=np.empty((0,) * len(shape), dtype=out_dtype),
     )

@@ -9,7 +9,6 @@ zarr arrays themselves.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +16,7 @@ import numpy as np
 import zarr
 
 from .._errors import InvalidMetadataError, NotOmeZarrError, ZarrNiiError
+from .lazy import LazyArray
 from .model import Level, MultiscaleImage, default_axes, integer_factor
 from .ngff import ngff_attrs, parse_image_label, parse_multiscale, parse_omero, spec_for
 from .store import normalize_source
@@ -336,8 +336,12 @@ def _read_well(
     return image
 
 
-class _LazyTile:
-    """A plate well's field at one level, opened only when first read."""
+class _LazyTile(LazyArray):
+    """A plate well's field at one level, opened only when first read.
+
+    Wells of one plate may differ slightly in shape: reads are clipped to the real
+    array and padded with zeros; a missing or damaged field reads as zeros.
+    """
 
     def __init__(self, group: zarr.Group, path: str, shape: tuple[int, ...], dtype: Any) -> None:
         self._group = group
@@ -346,7 +350,7 @@ class _LazyTile:
         self.dtype = np.dtype(dtype)
         self._array: Any = None
 
-    def read(self, key: tuple[slice, ...]) -> np.ndarray:
+    def _open(self) -> Any:
         if self._array is None:
             try:
                 self._array = self._group[self._path]
@@ -355,20 +359,22 @@ class _LazyTile:
             except (ValueError, TypeError, OSError) as exc:  # damaged metadata: show empty
                 log.warning("plate tile %s cannot be opened (%s); shown empty", self._path, exc)
                 self._array = False
-        out = np.zeros(
-            tuple(len(range(*k.indices(n))) for k, n in zip(key, self.shape)), self.dtype
-        )
-        if self._array is False:
+        return self._array
+
+    def _read(self, box: tuple[slice, ...]) -> np.ndarray:
+        out = np.zeros(tuple(len(range(s.start, s.stop, s.step)) for s in box), self.dtype)
+        arr = self._open()
+        if arr is False:
             return out
-        arr = self._array
-        # clip to the tile's real shape: wells of one plate may differ slightly
-        real = tuple(slice(min(k.start, n), min(k.stop, n)) for k, n in zip(key, arr.shape))
+        real = tuple(
+            slice(min(s.start, n), min(s.stop, n), s.step) for s, n in zip(box, arr.shape)
+        )
         data = np.asarray(arr[real])
-        out[tuple(slice(0, s) for s in data.shape)] = data
+        out[tuple(slice(0, k) for k in data.shape)] = data
         return out
 
 
-class PlateMosaic:
+class PlateMosaic(LazyArray):
     """A lazy array tiling one field per well over the plate grid (last two axes)."""
 
     def __init__(
@@ -383,33 +389,13 @@ class PlateMosaic:
         self._tile_shape = tile_shape
         self.dtype = np.dtype(dtype)
         self.shape = (*tile_shape[:-2], grid[0] * tile_shape[-2], grid[1] * tile_shape[-1])
-        self.ndim = len(self.shape)
-        self.size = math.prod(self.shape)
 
-    def __getitem__(self, key: Any) -> np.ndarray:
-        if not isinstance(key, tuple):
-            key = (key,)
-        if any(k is Ellipsis for k in key):
-            i = key.index(Ellipsis)
-            key = key[:i] + (slice(None),) * (self.ndim - len(key) + 1) + key[i + 1 :]
-        key = key + (slice(None),) * (self.ndim - len(key))
-        squeeze = [i for i, k in enumerate(key) if isinstance(k, (int, np.integer))]
-        norm = []
-        steps = []
-        for k, n in zip(key, self.shape):
-            if isinstance(k, (int, np.integer)):
-                k = int(k) % n
-                norm.append(slice(k, k + 1))
-                steps.append(1)
-            else:
-                start, stop, step = k.indices(n)
-                if step < 0:
-                    raise IndexError("negative steps are not supported")
-                norm.append(slice(start, max(stop, start)))
-                steps.append(step)
-        out = np.zeros(tuple(s.stop - s.start for s in norm), self.dtype)
+    def _read(self, box: tuple[slice, ...]) -> np.ndarray:
+        # read the contiguous box tile by tile, then apply the steps
+        whole = tuple(slice(s.start, max(s.stop, s.start), 1) for s in box)
+        out = np.zeros(tuple(s.stop - s.start for s in whole), self.dtype)
         th, tw = self._tile_shape[-2:]
-        ys, xs = norm[-2], norm[-1]
+        ys, xs = whole[-2], whole[-1]
         for r in range(ys.start // th, -(-ys.stop // th) if ys.stop > ys.start else 0):
             for c in range(xs.start // tw, -(-xs.stop // tw) if xs.stop > xs.start else 0):
                 tile = self._tiles.get((r, c))
@@ -418,22 +404,17 @@ class PlateMosaic:
                 y0, y1 = max(ys.start, r * th), min(ys.stop, (r + 1) * th)
                 x0, x1 = max(xs.start, c * tw), min(xs.stop, (c + 1) * tw)
                 sub = (
-                    *norm[:-2],
-                    slice(y0 - r * th, y1 - r * th),
-                    slice(x0 - c * tw, x1 - c * tw),
+                    *whole[:-2],
+                    slice(y0 - r * th, y1 - r * th, 1),
+                    slice(x0 - c * tw, x1 - c * tw, 1),
                 )
                 dest = (
                     Ellipsis,
                     slice(y0 - ys.start, y1 - ys.start),
                     slice(x0 - xs.start, x1 - xs.start),
                 )
-                out[dest] = tile.read(sub)
-        out = out[tuple(slice(None, None, s) for s in steps)]
-        return out.squeeze(axis=tuple(squeeze)) if squeeze else out
-
-    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        out = self[...]
-        return out if dtype is None else out.astype(dtype)
+                out[dest] = tile._checked_read(sub)
+        return out[tuple(slice(None, None, s.step) for s in box)]
 
 
 def _read_plate(

@@ -22,23 +22,18 @@ overlap when computed.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 from collections.abc import Sequence
-from typing import Any
 
-import dask.array as da
 import numpy as np
-import zarr
 
 from .._errors import BoxError
-from .model import Level, SlicedArray
+from .lazy import as_dask
+from .model import Level
 
 __all__ = [
     "BoxError",
-    "SelectedArray",
-    "as_dask",
     "box_axes",
     "chunks_overlapping",
     "clip_box",
@@ -47,143 +42,12 @@ __all__ = [
     "map_box_between_levels",
     "physical_box",
     "scale_box_power_of_two",
-    "select_index",
-    "select_indices",
-    "storage_chunks",
 ]
 
 log = logging.getLogger(__name__)
 
 #: Differences below this fraction of a voxel are float noise, not a voxel boundary.
 _SNAP = 1e-6
-
-
-# ---------------------------------------------------------------------------------
-# lazy arrays
-# ---------------------------------------------------------------------------------
-class SelectedArray(SlicedArray):
-    """A :class:`~.model.SlicedArray` that remembers the storage chunks of its base.
-
-    Used for channel and time-point selections: indexing with integers and whole
-    slices keeps the chunk grid of the remaining axes, so dask arrays built on the
-    view stay aligned with the stored chunks (each task reads one stored chunk).
-    """
-
-    def __init__(self, base: Any, index: tuple[int | slice, ...]) -> None:
-        super().__init__(base, index)
-        full = tuple(index) + (slice(None),) * (len(base.shape) - len(index))
-        base_chunks = storage_chunks(base)
-        if base_chunks is None:
-            self.storage_chunks: tuple[int, ...] | None = None
-        else:
-            kept = []
-            for c, k in zip(base_chunks, full):
-                if isinstance(k, slice):
-                    start, _, step = k.indices(10**18)
-                    # chunks stay aligned only for unit steps from a chunk boundary
-                    kept.append(c if c == 1 or (step == 1 and start % c == 0) else 0)
-            self.storage_chunks = tuple(kept) if all(kept) else None
-
-    @property
-    def chunks(self) -> tuple[int, ...] | None:
-        """Storage chunk shape on the kept axes, or None when not aligned."""
-        return self.storage_chunks
-
-    def __repr__(self) -> str:
-        return f"SelectedArray(shape={self.shape}, dtype={self.dtype}, chunks={self.chunks})"
-
-
-def storage_chunks(data: Any) -> tuple[int, ...] | None:
-    """The chunk shape to read ``data`` with: shards of a sharded zarr v3 array, else chunks.
-
-    Parameters
-    ----------
-    data
-        A zarr array, a dask array, a :class:`SelectedArray` or any array-like.
-
-    Returns
-    -------
-    tuple of int or None
-        One entry per axis, or None when the array has no chunk grid.
-    """
-    if isinstance(data, zarr.Array):
-        shards = data.shards
-        return tuple(int(c) for c in (shards or data.chunks))
-    if isinstance(data, SelectedArray):
-        return data.storage_chunks
-    chunks = getattr(data, "chunks", None)
-    if chunks is None:
-        return None
-    if chunks and isinstance(chunks[0], tuple):  # dask: tuple of tuples
-        return tuple(int(c[0]) if c else 0 for c in chunks)
-    try:
-        return tuple(int(c) for c in chunks)
-    except (TypeError, ValueError):
-        return None
-
-
-def as_dask(data: Any) -> da.Array:
-    """``data`` as a dask array chunked like its storage (nothing is read).
-
-    Parameters
-    ----------
-    data
-        A dask array (returned as is), a zarr array (``da.from_zarr`` with the shard
-        or chunk shape), or any array-like with ``shape``, ``dtype`` and
-        ``__getitem__`` (``da.from_array`` with its storage chunks, else ``"auto"``).
-
-    Returns
-    -------
-    dask.array.Array
-    """
-    if isinstance(data, da.Array):
-        return data
-    chunks = storage_chunks(data)
-    if isinstance(data, zarr.Array):
-        return da.from_zarr(data, chunks=chunks)
-    if chunks is not None and (len(chunks) != len(data.shape) or not all(chunks)):
-        chunks = None
-    # name=False: a random name, not a hash of the (possibly remote) array object
-    return da.from_array(data, chunks=chunks or "auto", name=False, asarray=True)
-
-
-def select_index(data: Any, axis: int, index: int) -> Any:
-    """Lazily take index ``index`` of ``axis`` (the axis is dropped).
-
-    Dask arrays are sliced with dask; other arrays get a :class:`SelectedArray` view,
-    so nothing is read and no task graph is built.
-    """
-    size = int(data.shape[axis])
-    if not -size <= index < size:
-        raise IndexError(f"index {index} out of range for an axis of size {size}")
-    key = tuple(index % size if i == axis else slice(None) for i in range(len(data.shape)))
-    if isinstance(data, da.Array):
-        return data[key]
-    return SelectedArray(data, key)
-
-
-def select_indices(data: Any, axis: int, indices: Sequence[int]) -> Any:
-    """Lazily keep the given indices of ``axis`` (the axis is kept).
-
-    Evenly spaced increasing indices become a slice (a :class:`SelectedArray` view
-    for non-dask arrays); other selections use dask fancy indexing.
-    """
-    size = int(data.shape[axis])
-    idx = [int(i) % size if -size <= int(i) < size else None for i in indices]
-    if any(i is None for i in idx) or not idx:
-        raise IndexError(f"indices {list(indices)} out of range for an axis of size {size}")
-    steps = {b - a for a, b in itertools.pairwise(idx)}
-    if len(steps) <= 1 and (not steps or next(iter(steps)) > 0):
-        step = next(iter(steps)) if steps else 1
-        sl = slice(idx[0], idx[-1] + 1, step)
-        key = tuple(sl if i == axis else slice(None) for i in range(len(data.shape)))
-        if isinstance(data, da.Array):
-            return data[key]
-        return SelectedArray(data, key)
-    key_fancy = tuple(
-        np.asarray(idx) if i == axis else slice(None) for i in range(len(data.shape))
-    )
-    return as_dask(data)[key_fancy]
 
 
 # ---------------------------------------------------------------------------------

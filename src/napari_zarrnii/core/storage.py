@@ -22,8 +22,8 @@ import numpy as np
 import zarr
 from zarr.storage import WrapperStore
 
+from .lazy import storage_chunks
 from .model import MultiscaleImage
-from .roi import storage_chunks
 from .store import is_url
 
 __all__ = [

@@ -42,7 +42,8 @@ from typing import Any
 import numpy as np
 import zarr
 
-from .._errors import MissingDependencyError, NotOmeZarrError
+from .._errors import MissingDependencyError, NotAnImageError
+from .lazy import LazyArray
 from .model import (
     DEFAULT_CHANNEL_COLORS,
     Axis,
@@ -172,11 +173,11 @@ class _TiffSource:
                 try:
                     stat = os.stat(self.path)
                 except OSError as exc:
-                    raise NotOmeZarrError(
+                    raise NotAnImageError(
                         f"{self.path}: cannot open the TIFF file ({exc})"
                     ) from exc
                 if (stat.st_size, stat.st_mtime_ns) != self.stamp:
-                    raise NotOmeZarrError(
+                    raise NotAnImageError(
                         f"{self.path}: the TIFF file changed since it was opened"
                     )
                 tif = tifffile.TiffFile(self.path)
@@ -204,14 +205,13 @@ def _close_all(tif: Any, stores: list[Any]) -> None:
     tif.close()
 
 
-class TiffLevelArray:
+class TiffLevelArray(LazyArray):
     """One level of a TIFF series as a lazy, read-only array in NGFF axis order.
 
-    napari and the pyramid writer need ``shape``, ``dtype``, ``ndim``, ``chunks`` and
-    ``__getitem__``; reads go through tifffile's zarr store and decode only the tiles
-    or strips they cover.  ``order`` lists, for every axis of this array, the axis of
-    the stored series it is (tifffile order, e.g. ``YXS`` read as ``c, y, x``).
-    ``chunks`` is whole tiles/strips grouped to about 16 MiB.
+    Reads go through tifffile's zarr store and decode only the tiles or strips they
+    cover.  ``order`` lists, for every axis of this array, the axis of the stored
+    series it is (tifffile order, e.g. ``YXS`` read as ``c, y, x``).  ``chunks`` is
+    whole tiles/strips grouped to about 16 MiB.
     """
 
     def __init__(
@@ -227,67 +227,30 @@ class TiffLevelArray:
         self._level = level
         self._order = tuple(int(i) for i in order)
         self.shape = tuple(int(stored_shape[i]) for i in self._order)
-        self.ndim = len(self.shape)
         self.dtype = np.dtype(dtype)
-        self.chunks = _grow_chunks(
+        self._chunks = _grow_chunks(
             tuple(int(stored_chunks[i]) for i in self._order), self.shape, self.dtype.itemsize
         )
 
     @property
-    def size(self) -> int:
-        """Number of elements."""
-        return math.prod(self.shape)
-
-    def __len__(self) -> int:
-        return self.shape[0]
+    def chunks(self) -> tuple[int, ...]:
+        """Whole tiles/strips grouped to about 16 MiB, in this array's axis order."""
+        return self._chunks
 
     def __repr__(self) -> str:
         return f"TiffLevelArray({self._source.path!r}, level={self._level}, shape={self.shape})"
 
-    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        out = self[...]
-        return out.astype(dtype) if dtype is not None else out
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        key = key if isinstance(key, tuple) else (key,)
-        if any(k is Ellipsis for k in key):
-            pos = next(i for i, k in enumerate(key) if k is Ellipsis)
-            fill = (slice(None),) * (self.ndim - len(key) + 1)
-            key = key[:pos] + fill + key[pos + 1 :]
-        if len(key) > self.ndim:
-            raise IndexError(f"too many indices for an array of {self.ndim} dimensions")
-        key = tuple(key) + (slice(None),) * (self.ndim - len(key))
-        # Read a box with positive-step slices, then index it with numpy: ints become
-        # axes of one, negative steps are flipped, arrays (fancy) read the whole axis.
-        read: list[slice] = [slice(None)] * self.ndim
-        post: list[Any] = []
-        for axis, (item, n) in enumerate(zip(key, self.shape)):
-            if isinstance(item, slice):
-                r = range(n)[item]
-                if len(r) == 0:
-                    read[axis], step = slice(0, 0), None
-                elif r.step > 0:
-                    read[axis], step = slice(r.start, r[-1] + 1, r.step), None
-                else:
-                    read[axis], step = slice(r[-1], r[0] + 1, -r.step), -1
-                post.append(slice(None, None, step))
-            elif isinstance(item, (int, np.integer)):
-                i = range(n)[int(item)]
-                read[axis] = slice(i, i + 1)
-                post.append(0)
-            else:
-                post.append(item)
+    def _read(self, box: tuple[slice, ...]) -> np.ndarray:
         stored: list[slice] = [slice(None)] * self.ndim
         for axis, stored_axis in enumerate(self._order):
-            stored[stored_axis] = read[axis]
+            stored[stored_axis] = box[axis]
         try:
             block = np.asarray(self._source.array(self._level)[tuple(stored)])
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
-            raise NotOmeZarrError(
+            raise NotAnImageError(
                 f"{self._source.path}: cannot read level {self._level} of the TIFF ({exc})"
             ) from exc
-        block = block.transpose(self._order)
-        return block[tuple(post)]
+        return block.transpose(self._order)
 
 
 def _grow_chunks(
@@ -310,17 +273,17 @@ def _map_axes(letters: str, path: str) -> list[str]:
     others = [c for c, n in zip(letters, names) if n is None]
     if others:
         if "Z" in letters or len(others) > 1:
-            raise NotOmeZarrError(
+            raise NotAnImageError(
                 f"{path}: TIFF axes '{letters}' are not supported: the axes "
                 f"{', '.join(repr(c) for c in others)} have no place among t, c, z, y, x"
             )
         names = [n if n is not None else "z" for n in names]
     if names.count("c") > 1:
-        raise NotOmeZarrError(
+        raise NotAnImageError(
             f"{path}: TIFF axes '{letters}' have both channels (C) and samples (S); not supported"
         )
     if "y" not in names or "x" not in names:
-        raise NotOmeZarrError(f"{path}: TIFF axes '{letters}' have no Y and X axes")
+        raise NotAnImageError(f"{path}: TIFF axes '{letters}' have no Y and X axes")
     return [str(n) for n in names]
 
 
@@ -470,29 +433,29 @@ def read_tiff(path: str | os.PathLike[str]) -> MultiscaleImage:
     ------
     MissingDependencyError
         ``tifffile`` is not installed.
-    NotOmeZarrError
+    NotAnImageError
         The path does not exist, is not a TIFF file, is remote, needs a codec that is
         not installed (``pip install imagecodecs``), or has axes that do not map to
         ``t, c, z, y, x``.  Damage found only while reading pixels raises it too.
     """
     if is_url(path):
-        raise NotOmeZarrError(f"{path}: remote TIFF files are not supported; download it first")
+        raise NotAnImageError(f"{path}: remote TIFF files are not supported; download it first")
     tifffile = _tifffile()
     src = normalize_source(path)
     try:
         stat = os.stat(src)
     except OSError as exc:
-        raise NotOmeZarrError(f"{src}: cannot open the TIFF file ({exc})") from exc
+        raise NotAnImageError(f"{src}: cannot open the TIFF file ({exc})") from exc
     if not Path(src).is_file():
-        raise NotOmeZarrError(f"{src}: is not a file; a TIFF image is a single file")
+        raise NotAnImageError(f"{src}: is not a file; a TIFF image is a single file")
     notes: list[str] = []
     try:
         with tifffile.TiffFile(src) as tif:
             image = _describe(tif, src, notes, tifffile)
     except (tifffile.TiffFileError, OSError, ValueError, KeyError, IndexError) as exc:
-        if isinstance(exc, NotOmeZarrError):
+        if isinstance(exc, NotAnImageError):
             raise
-        raise NotOmeZarrError(f"{src}: not a readable TIFF file ({exc})") from exc
+        raise NotAnImageError(f"{src}: not a readable TIFF file ({exc})") from exc
     source = _TiffSource(src, 0, (stat.st_size, stat.st_mtime_ns))
     levels = [
         Level(
@@ -519,7 +482,7 @@ def read_tiff(path: str | os.PathLike[str]) -> MultiscaleImage:
 def _describe(tif: Any, src: str, notes: list[str], tifffile: Any) -> dict[str, Any]:
     """Everything :func:`read_tiff` needs from the open file, without reading pixels."""
     if not tif.series:
-        raise NotOmeZarrError(f"{src}: the TIFF file holds no image")
+        raise NotAnImageError(f"{src}: the TIFF file holds no image")
     if len(tif.series) > 1:
         notes.append(f"the file holds {len(tif.series)} series; series 0 was read")
     series = tif.series[0]
@@ -532,12 +495,12 @@ def _describe(tif: Any, src: str, notes: list[str], tifffile: Any) -> dict[str, 
     for lvl in series.levels:
         page = lvl.keyframe
         if page.compression not in tifffile.TIFF.DECOMPRESSORS:
-            raise NotOmeZarrError(
+            raise NotAnImageError(
                 f"{src}: TIFF compression {page.compression.name} needs a codec that is not "
                 "installed (pip install imagecodecs)"
             )
         if page.predictor > 1 and page.predictor not in tifffile.TIFF.UNPREDICTORS:
-            raise NotOmeZarrError(
+            raise NotAnImageError(
                 f"{src}: TIFF predictor {page.predictor.name} needs 'imagecodecs' "
                 "(pip install imagecodecs)"
             )
@@ -576,7 +539,7 @@ def _describe(tif: Any, src: str, notes: list[str], tifffile: Any) -> dict[str, 
     for i, lvl in enumerate(series.levels):
         shape = [int(n) for n in lvl.shape]
         if len(shape) != len(names):
-            raise NotOmeZarrError(
+            raise NotAnImageError(
                 f"{src}: TIFF level {i} has shape {lvl.shape}, level 0 {series.shape}"
             )
         store = series.aszarr(level=i)
@@ -585,7 +548,7 @@ def _describe(tif: Any, src: str, notes: list[str], tifffile: Any) -> dict[str, 
         finally:
             store.close()
         if tuple(stored.shape) != tuple(shape):
-            raise NotOmeZarrError(
+            raise NotAnImageError(
                 f"{src}: TIFF level {i} reads as {stored.shape}, expected {tuple(shape)}"
             )
         scale, translation = [], []
