@@ -25,26 +25,15 @@ __all__ = ["SUBCOMMANDS", "build_parser", "cmd_convert", "cmd_crop", "cmd_info",
 
 log = logging.getLogger(__name__)
 
-_NIFTI_SUFFIXES = (".nii", ".nii.gz", ".hdr", ".img", ".hdr.gz", ".img.gz")
-
 
 def _out(text: str = "") -> None:
     sys.stdout.write(text + "\n")
 
 
-def _is_nifti(path: str) -> bool:
-    return str(path).lower().endswith(_NIFTI_SUFFIXES)
-
-
 def _open(path: str) -> Any:
     from ._zarrnii import ZarrNii
-    from .core.tiff import is_tiff_path
 
-    if _is_nifti(path):
-        return ZarrNii.from_nifti(path)
-    if is_tiff_path(path):
-        return ZarrNii.from_tiff(path)
-    return ZarrNii.from_ome_zarr(path)
+    return ZarrNii.open(path)
 
 
 def _format_name(image: Any) -> str:
@@ -253,7 +242,9 @@ def add_convert_parser(sub: Any) -> None:
 
 
 def _write(z: Any, output: str, args: argparse.Namespace) -> Path:
-    if _is_nifti(output):
+    from .core.io import resolve_destination
+
+    if resolve_destination(output).format.key == "nifti":
         return z.to_nifti(output, overwrite=args.overwrite)
     storage: dict[str, Any] = {}
     if args.compressor is not None:

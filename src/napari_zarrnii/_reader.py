@@ -3,7 +3,8 @@
 ``get_reader`` reads metadata only; a path without OME metadata gets ``None`` so
 napari can offer it to other readers.  A path that *is* OME-Zarr but whose
 metadata is wrong is claimed, and reading it raises an error that names the path
-and the field, which napari shows as a notification.
+and the field, which napari shows as a notification.  Which paths are which is
+decided by :mod:`.core.io`, like everywhere else in the package.
 """
 
 from __future__ import annotations
@@ -12,30 +13,15 @@ import functools
 import logging
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from ._errors import NotOmeZarrError, ZarrNiiError
-from .core.store import is_url, normalize_source
+from ._errors import NotAnImageError, UnsupportedFormatError, ZarrNiiError
+from .core.io import FORMATS, format_of, open_image
+from .core.store import normalize_source
 
 __all__ = ["get_reader", "read_path"]
 
 log = logging.getLogger(__name__)
-
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-
-
-def _is_nifti(path: str) -> bool:
-    return path.lower().endswith(NIFTI_SUFFIXES) and os.path.isfile(path)
-
-
-def _looks_like_zarr(path: str) -> bool:
-    if is_url(path):
-        return True
-    p = Path(path)
-    if not p.is_dir():
-        return False
-    return any((p / name).exists() for name in ("zarr.json", ".zattrs", ".zgroup"))
 
 
 def read_path(path: Any, group: Any = None) -> list[tuple]:
@@ -46,14 +32,8 @@ def read_path(path: Any, group: Any = None) -> list[tuple]:
     from ._layers import image_to_layer_data
 
     src = normalize_source(path)
-    if src.lower().endswith(NIFTI_SUFFIXES):
-        from .core.nifti import read_nifti
-
-        image = read_nifti(src)
-    else:
-        from .core.omezarr import read_ome_zarr
-
-        image = read_ome_zarr(src, group=group)
+    options = {"group": group} if group is not None else {}
+    image = open_image(src, **options)
     for note in image.notes:
         log.info("%s: %s", src, note)
     return image_to_layer_data(image)
@@ -80,11 +60,18 @@ def get_reader(path: str | list[str]) -> Callable[[Any], list[tuple]] | None:
 
 
 def _claim(src: str) -> Any:
-    """None to decline; else the opened zarr group (or True for a NIfTI file)."""
-    if _is_nifti(src):
-        return True
-    if not _looks_like_zarr(src):
+    """None to decline; else the opened zarr group (or True for a file format)."""
+    try:
+        fmt = format_of(src)
+    except (NotAnImageError, UnsupportedFormatError) as exc:
+        log.debug("declined %s: %s", src, exc)
         return None
+    if not fmt.napari:
+        return None
+    if not fmt.folder:
+        return True if os.path.isfile(src) else None
+    if fmt is not FORMATS["ome-zarr"]:  # pragma: no cover - one folder format today
+        return True
     from .core.omezarr import detect_layout, open_group
 
     try:
@@ -93,7 +80,7 @@ def _claim(src: str) -> Any:
         if detect_layout(group.attrs.asdict()) in (None, "labels"):
             return None
         return group
-    except NotOmeZarrError as exc:
+    except NotAnImageError as exc:
         log.debug("declined %s: %s", src, exc)
         return None
     # get_reader must never raise: HTTP errors, missing fsspec backends (gcsfs, adlfs),

@@ -1,4 +1,4 @@
-"""npe2 writers: image and labels layers to OME-Zarr through the core pyramid writer.
+"""npe2 writers: image and labels layers to OME-Zarr through the package's one writer.
 
 A single-resolution layer gets a pyramid (levels until the coarsest fits on screen);
 a multiscale layer is written with its levels as they are.  Several layers go into
@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from ._layers import layers_to_image
+from .core.io import auto_max_layer, save_image  # auto_max_layer: widgets import it here
 from .core.model import MultiscaleImage
 
 __all__ = ["auto_max_layer", "write_image", "write_labels", "write_layers"]
@@ -20,23 +21,11 @@ __all__ = ["auto_max_layer", "write_image", "write_labels", "write_layers"]
 log = logging.getLogger(__name__)
 
 
-def auto_max_layer(image: MultiscaleImage, target: int = 256, limit: int = 8) -> int:
-    """Number of extra levels that brings the largest spatial axis to ``target`` or less."""
-    largest = max((image.shape[i] for i in image.spatial_axes), default=1)
-    layers = 0
-    while largest > target and layers < limit:
-        largest = -(-largest // 2)
-        layers += 1
-    return layers
-
-
 def _write(path: str, image: MultiscaleImage) -> list[str]:
-    from .core.pyramid import write_levels, write_pyramid
-
     if image.num_levels > 1:
-        out = write_levels(image, path)
+        out = save_image(image, path, format="ome-zarr", keep_levels=True)
     else:
-        out = write_pyramid(image, path, max_layer=auto_max_layer(image))
+        out = save_image(image, path, format="ome-zarr", max_layer="auto")
     log.info("saved %s", out)
     return [str(out)]
 

@@ -31,6 +31,7 @@ import dask.array as da
 import numpy as np
 
 from ._errors import SelectionError, ZarrNiiError
+from .core.io import format_of, open_image, save_image
 from .core.lazy import as_dask, select_index, select_indices, storage_chunks
 from .core.mask import (
     apply_mask,
@@ -217,9 +218,7 @@ class ZarrNii:
         SelectionError
             A level, channel or time point that does not exist.
         """
-        from .core.omezarr import read_ome_zarr
-
-        image = read_ome_zarr(path_or_url, multiscale=multiscale)
+        image = open_image(path_or_url, format="ome-zarr", multiscale=multiscale)
         n = image.num_levels
         if level is not None and level_range is not None:
             raise ValueError("give level or level_range, not both")
@@ -270,6 +269,36 @@ class ZarrNii:
         return _restrict_levels(image, lambda d: select_indices(d, axis, idx))
 
     @classmethod
+    def open(cls, path_or_url: str | os.PathLike[str], **options: Any) -> ZarrNii:
+        """Open any image the package reads, the format told from the path.
+
+        Parameters
+        ----------
+        path_or_url
+            An OME-Zarr store (folder or URL), a NIfTI or a TIFF file.
+        **options
+            Passed to :meth:`from_ome_zarr` for OME-Zarr stores (``level=``,
+            ``channels=``, ...).
+
+        Returns
+        -------
+        ZarrNii
+
+        Raises
+        ------
+        NotAnImageError
+            No such path, or no image in it.
+        UnsupportedFormatError
+            A file this package does not read.
+        """
+        fmt = format_of(path_or_url)
+        if fmt.key == "ome-zarr":
+            return cls.from_ome_zarr(path_or_url, **options)
+        if options:
+            raise TypeError(f"{fmt.name} files take no options, not {sorted(options)}")
+        return cls(open_image(path_or_url, format=fmt.key))
+
+    @classmethod
     def from_nifti(cls, path: str | os.PathLike[str]) -> ZarrNii:
         """Open a NIfTI file (``.nii``, ``.nii.gz``, ``.hdr/.img``) lazily.
 
@@ -285,9 +314,7 @@ class ZarrNii:
             :mod:`napari_zarrnii.core.nifti`); oblique files keep their rotation in
             :attr:`affine`.
         """
-        from .core.nifti import read_nifti
-
-        return cls(read_nifti(path))
+        return cls(open_image(path, format="nifti"))
 
     @classmethod
     def from_tiff(cls, path: str | os.PathLike[str]) -> ZarrNii:
@@ -312,9 +339,7 @@ class ZarrNii:
         NotAnImageError
             The file is missing, not a TIFF, or its layout is not supported.
         """
-        from .core.tiff import read_tiff
-
-        return cls(read_tiff(path))
+        return cls(open_image(path, format="tiff"))
 
     @classmethod
     def from_array(
@@ -1082,9 +1107,9 @@ class ZarrNii:
             The written file (see :func:`napari_zarrnii.core.nifti.write_nifti` for
             axes, affine and units).
         """
-        from .core.nifti import write_nifti
-
-        return write_nifti(self._export_image(with_labels=False), path, 0, overwrite=overwrite)
+        return save_image(
+            self._export_image(with_labels=False), path, format="nifti", overwrite=overwrite
+        )
 
     def to_ome_zarr(
         self,
@@ -1145,8 +1170,6 @@ class ZarrNii:
         pathlib.Path
             The written store.
         """
-        from .core.pyramid import write_pyramid
-
         image = self._export_image()
         if omero_metadata and omero_metadata.get("name"):
             image = image.replace(name=str(omero_metadata["name"]))
@@ -1164,9 +1187,10 @@ class ZarrNii:
         }
         if shards is not None:
             plan_kwargs["shards"] = shards
-        return write_pyramid(
+        return save_image(
             image,
             path,
+            format="ome-zarr",
             overwrite=overwrite,
             omero=omero_metadata,
             progress=progress,

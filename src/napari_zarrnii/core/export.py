@@ -32,7 +32,8 @@ import numpy as np
 from .._errors import DestinationExistsError, MissingDependencyError, ZarrNiiError
 from .lazy import as_dask, select_index, storage_chunks
 from .model import MultiscaleImage
-from .store import local_path
+from .progress import Cancel, Progress, cancel_checker, report
+from .store import atomic_files, local_path
 
 __all__ = ["MissingDependencyError", "write_bdv"]
 
@@ -139,6 +140,8 @@ def write_bdv(
     h5_path: Any,
     *,
     overwrite: bool = False,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
 ) -> tuple[Path, Path]:
     """Write every level of ``image`` as a BigDataViewer HDF5 file plus its XML.
 
@@ -153,6 +156,9 @@ def write_bdv(
         folder when possible.
     overwrite
         Replace existing files.
+    progress, cancel
+        ``progress(done, total, message)`` per written level; an event or callable that
+        stops the export (:class:`~napari_zarrnii.CancelledError`, nothing left behind).
 
     Returns
     -------
@@ -167,6 +173,8 @@ def write_bdv(
     """
     h5py = _import_h5py()
     xml_dest, h5_dest = local_path(xml_path), local_path(h5_path)
+    if xml_dest == h5_dest:
+        raise ZarrNiiError(f"{xml_dest}: the XML and the HDF5 file need different names")
     for dest in (xml_dest, h5_dest):
         if dest.exists() and not overwrite:
             raise DestinationExistsError(f"{dest}: already exists; pass overwrite=True")
@@ -190,31 +198,8 @@ def write_bdv(
     infos = image.channel_infos()
     names = [info.label or f"channel {i}" for i, info in enumerate(infos)]
     unit = next((image.axes[a].unit for a in spatial if image.axes[a].unit), None) or "pixel"
-    h5_dest.parent.mkdir(parents=True, exist_ok=True)
-    xml_dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp_h5 = h5_dest.with_name(f".{h5_dest.name}.partial")
-    try:
-        with h5py.File(tmp_h5, "w") as f:
-            for s in range(n_setups):
-                res, sub = [], []
-                for lvl in image.levels:
-                    res.append(_xyz(np.divide(zyx(lvl.scale), base_scale)))
-                    chunks = storage_chunks(lvl.data) or lvl.shape
-                    block = [min(int(chunks[a]), 64, lvl.shape[a]) for a in spatial]
-                    block = [1] * (3 - len(block)) + block
-                    sub.append([int(b) for b in reversed(block)])
-                group = f.require_group(f"s{s:02d}")
-                group.create_dataset("resolutions", data=np.asarray(res, dtype=np.float64))
-                group.create_dataset("subdivisions", data=np.asarray(sub, dtype=np.int32))
-            for t in range(n_times):
-                for s in range(n_setups):
-                    for li, lvl in enumerate(image.levels):
-                        _write_cells(f, image, lvl.data, t, s, li, t_axis, c_axis, spatial)
-        os.replace(tmp_h5, h5_dest)
-    except BaseException:
-        if tmp_h5.exists():
-            tmp_h5.unlink()
-        raise
+    check_cancel = cancel_checker(cancel, "BigDataViewer export")
+    total = n_times * n_setups * len(image.levels)
     try:
         h5_ref = os.path.relpath(h5_dest, xml_dest.parent)
     except ValueError:  # other drive on Windows
@@ -230,9 +215,29 @@ def write_bdv(
         _xyz(zyx(base.translation)),
         unit,
     )
-    tmp_xml = xml_dest.with_name(f".{xml_dest.name}.partial")
-    tree.write(tmp_xml, encoding="UTF-8", xml_declaration=True)
-    os.replace(tmp_xml, xml_dest)
+    # the XML is renamed into place last: whoever finds it finds its HDF5 file complete
+    with atomic_files([h5_dest, xml_dest], overwrite=overwrite) as (tmp_h5, tmp_xml):
+        with h5py.File(tmp_h5, "w") as f:
+            for s in range(n_setups):
+                res, sub = [], []
+                for lvl in image.levels:
+                    res.append(_xyz(np.divide(zyx(lvl.scale), base_scale)))
+                    chunks = storage_chunks(lvl.data) or lvl.shape
+                    block = [min(int(chunks[a]), 64, lvl.shape[a]) for a in spatial]
+                    block = [1] * (3 - len(block)) + block
+                    sub.append([int(b) for b in reversed(block)])
+                group = f.require_group(f"s{s:02d}")
+                group.create_dataset("resolutions", data=np.asarray(res, dtype=np.float64))
+                group.create_dataset("subdivisions", data=np.asarray(sub, dtype=np.int32))
+            done = 0
+            for t in range(n_times):
+                for s in range(n_setups):
+                    for li, lvl in enumerate(image.levels):
+                        check_cancel()
+                        _write_cells(f, image, lvl.data, t, s, li, t_axis, c_axis, spatial)
+                        done += 1
+                        report(progress, done, total, f"time {t}, setup {s}, level {li}")
+        tree.write(tmp_xml, encoding="UTF-8", xml_declaration=True)
     log.info("wrote BigDataViewer %s + %s", xml_dest, h5_dest)
     return xml_dest, h5_dest
 

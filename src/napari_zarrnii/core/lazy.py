@@ -237,6 +237,9 @@ class LazyView(LazyArray):
     Indexing a view composes the new index with the one it holds, on the same base.
     """
 
+    base: LazyArray
+    index: Index
+
     def __init__(self, base: LazyArray, index: Index) -> None:
         if isinstance(base, LazyView):  # compose: a view of a view is a view of the base
             it = iter(index)
@@ -245,7 +248,7 @@ class LazyView(LazyArray):
         if len(index) != len(base.shape):
             raise IndexError(f"{len(index)} indices for an array of {len(base.shape)} axes")
         self.base = base
-        self.index: Index = tuple(index)
+        self.index = tuple(index)
         self.shape = tuple(len(r) for r in self.index if isinstance(r, range))
         self.dtype = base.dtype
 

@@ -31,16 +31,14 @@ axes.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import logging
 import os
 import struct
 import threading
-import uuid
 import weakref
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +55,11 @@ from .._errors import (
     DestinationExistsError,
     NiftiError,
     NotAnImageError,
-    ReadOnlyStoreError,
 )
 from .lazy import LazyArray
 from .model import DEFAULT_CHANNEL_COLORS, Axis, ChannelInfo, Level, MultiscaleImage, Window
-from .store import is_url, local_path, normalize_source
+from .progress import Cancel, Progress, cancel_checker, report
+from .store import atomic_files, is_url, local_path, normalize_source
 
 __all__ = ["NiftiError", "nifti_affine", "read_nifti", "write_nifti"]
 
@@ -741,6 +739,8 @@ def write_nifti(
     level: int = 0,
     *,
     overwrite: bool = False,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
 ) -> Path:
     """Write one level of a model image as a NIfTI file (``.nii`` or ``.nii.gz``).
 
@@ -767,6 +767,9 @@ def write_nifti(
         Pyramid level to write.
     overwrite
         Replace an existing file.
+    progress, cancel
+        ``progress(done_blocks, total_blocks, message)``; an event or callable that
+        stops the write (:class:`~napari_zarrnii.CancelledError`, nothing left behind).
 
     Returns
     -------
@@ -842,43 +845,42 @@ def write_nifti(
     descrip = str(nifti_attrs.get("descrip") or "napari-zarrnii")
     header["descrip"] = descrip.encode("latin-1", "replace")[:79]
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if not os.access(dest.parent, os.W_OK):
-        raise ReadOnlyStoreError(f"{dest.parent}: folder is not writable")
-    tmp = dest.parent / f".{dest.name}.partial-{uuid.uuid4().hex[:8]}"
-    try:
-        with open(tmp, "wb") as raw:
-            if lower.endswith(".gz"):
-                gz = gzip.GzipFile(
-                    filename="",
-                    mode="wb",
-                    fileobj=raw,
-                    compresslevel=nib.openers.Opener.default_compresslevel,
-                    mtime=0,
-                )
-                with gz:
-                    _write_voxels(gz, header, data, dtype)
-            else:
-                _write_voxels(raw, header, data, dtype)
-            raw.flush()
-            os.fsync(raw.fileno())
-        if dest.exists() and not overwrite:  # appeared while we were writing
-            raise DestinationExistsError(f"{dest}: appeared during the write; not replaced")
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
+    check_cancel = cancel_checker(cancel, "NIfTI write")
+    with atomic_files([dest], overwrite=overwrite) as (tmp,), open(tmp, "wb") as raw:
+        if lower.endswith(".gz"):
+            gz = gzip.GzipFile(
+                filename="",
+                mode="wb",
+                fileobj=raw,
+                compresslevel=nib.openers.Opener.default_compresslevel,
+                mtime=0,
+            )
+            with gz:
+                _write_voxels(gz, header, data, dtype, progress, check_cancel)
+        else:
+            _write_voxels(raw, header, data, dtype, progress, check_cancel)
+        raw.flush()
+        os.fsync(raw.fileno())
     log.info("wrote %s (%s, %s)", dest, "x".join(map(str, shape)), dtype)
     return dest
 
 
-def _write_voxels(fileobj: Any, header: nib.Nifti1Header, data: da.Array, dtype: np.dtype) -> None:
+def _write_voxels(
+    fileobj: Any,
+    header: nib.Nifti1Header,
+    data: da.Array,
+    dtype: np.dtype,
+    progress: Progress | None,
+    check_cancel: Callable[[], None],
+) -> None:
     header.write_to(fileobj)
     offset = int(header.get_data_offset())
     position = fileobj.tell()
     if position < offset:
         fileobj.write(b"\x00" * (offset - position))
-    for index in _blocks(data.shape, dtype.itemsize, data.chunks):
+    blocks = list(_blocks(data.shape, dtype.itemsize, data.chunks))
+    for done, index in enumerate(blocks, start=1):
+        check_cancel()
         block = np.ascontiguousarray(np.asarray(data[index].compute()), dtype=dtype)
         fileobj.write(block.reshape(-1).view(np.uint8))
+        report(progress, done, len(blocks), f"block {done}/{len(blocks)}")

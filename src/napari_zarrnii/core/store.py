@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from .._errors import DestinationExistsError, ReadOnlyStoreError
 
 __all__ = [
     "atomic_destination",
+    "atomic_files",
     "is_url",
     "local_path",
     "normalize_source",
@@ -118,6 +119,65 @@ def atomic_destination(path: Any, *, overwrite: bool = False) -> Iterator[Path]:
     if moved_old:
         _remove(old)
     log.info("wrote %s", dest)
+
+
+@contextlib.contextmanager
+def atomic_files(paths: Sequence[Any], *, overwrite: bool = False) -> Iterator[list[Path]]:
+    """Yield one temporary file path beside each destination; rename them into place on success.
+
+    Parameters
+    ----------
+    paths
+        Final locations of the files written together.  They are renamed into place
+        in the order given: put last the file that refers to the others (a
+        BigDataViewer XML after its HDF5), so whoever finds it finds them too.
+    overwrite
+        Replace existing files.  Without it an existing destination raises
+        :class:`DestinationExistsError` before anything is written.
+
+    On any error (or cancellation) the temporary files, and folders created for them,
+    are removed and the previous files are left untouched.  The writer should flush
+    and close its files before the block ends.
+    """
+    dests = [local_path(p) for p in paths]
+    for dest in dests:
+        if dest.is_dir():
+            raise DestinationExistsError(f"{dest}: is a folder; not replaced by a file")
+        if (dest.exists() or dest.is_symlink()) and not overwrite:
+            raise DestinationExistsError(
+                f"{dest}: already exists; pass overwrite=True to replace it"
+            )
+    created: list[Path] = []
+    for dest in dests:
+        for folder in (dest.parent, *dest.parent.parents):
+            if not folder.exists() and folder not in created:
+                created.append(folder)
+    created.sort(key=lambda p: len(p.parts), reverse=True)  # innermost first
+    for dest in dests:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(dest.parent, os.W_OK):
+            raise ReadOnlyStoreError(f"{dest.parent}: folder is not writable")
+    tag = uuid.uuid4().hex[:8]
+    temps = [dest.parent / f".{dest.name}.partial-{tag}" for dest in dests]
+
+    def clean() -> None:
+        for tmp in temps:
+            _remove(tmp)
+        for folder in created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+    try:
+        yield temps
+        for dest in dests:
+            if (dest.exists() or dest.is_symlink()) and not overwrite:
+                raise DestinationExistsError(f"{dest}: appeared during the write; not replaced")
+        for tmp, dest in zip(temps, dests):
+            os.replace(tmp, dest)
+    except BaseException:
+        clean()
+        raise
+    log.info("wrote %s", ", ".join(map(str, dests)))
 
 
 def replace_file_atomically(path: Path, content: Any) -> None:

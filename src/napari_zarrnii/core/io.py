@@ -1,0 +1,416 @@
+"""The one seam between files and the model: which format a path is, open it, save to it.
+
+Every part of the package that reads or writes an image -- the napari reader and
+writer, the command line, :class:`~napari_zarrnii.ZarrNii` and the widgets -- goes
+through :func:`open_image` and :func:`save_image`.  Which reader or writer handles a
+path is decided here, once, from one table of formats (:data:`FORMATS`): file-name
+suffixes, URL schemes and folder contents.  Nothing heavy is imported until a format
+is used, so importing this module (as the napari reader does on every drop) is cheap.
+
+A destination is resolved once into a :class:`Destination` (location, format, whether
+an existing one may be replaced) and handed to the format's writer, which writes it
+aside and moves it into place (:mod:`.store`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._errors import MissingDependencyError, NotAnImageError, UnsupportedFormatError
+from .store import is_url, normalize_source
+
+if TYPE_CHECKING:
+    from .model import MultiscaleImage
+
+__all__ = [
+    "FORMATS",
+    "NIFTI_SUFFIXES",
+    "OME_ZARR_SUFFIXES",
+    "TIFF_SUFFIXES",
+    "Destination",
+    "ImageFormat",
+    "auto_max_layer",
+    "format_of",
+    "looks_like_zarr",
+    "open_image",
+    "resolve_destination",
+    "save_image",
+]
+
+log = logging.getLogger(__name__)
+
+#: A writer: ``writer(image, destination, *, progress, cancel, **options) -> location``.
+Writer = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class ImageFormat:
+    """One image format: how it is recognised, read and written.
+
+    Attributes
+    ----------
+    key
+        Short identifier used in APIs (``format="nifti"``).
+    name
+        What messages call it.
+    suffixes
+        File-name endings, lower case, longest first where one ends another.
+    reader, writer
+        ``"module:function"`` of the reader (``reader(source, **options) ->
+        MultiscaleImage``) and writer, imported on first use; None when the format
+        cannot be read or written.
+    folder
+        Stored as a folder (zarr) rather than a file.
+    napari
+        Claimed by the napari reader (drag and drop).
+    requires
+        An optional module the format needs, and the pip extra that installs it.
+    """
+
+    key: str
+    name: str
+    suffixes: tuple[str, ...]
+    reader: str | None = None
+    writer: str | None = None
+    folder: bool = False
+    napari: bool = True
+    requires: tuple[str, str] | None = None
+
+    def matches(self, name: str) -> bool:
+        """True when ``name`` ends in one of this format's suffixes (any case)."""
+        return name.lower().endswith(self.suffixes)
+
+    def stem(self, name: str) -> str:
+        """``name`` without this format's suffix."""
+        lower = name.lower()
+        for suffix in self.suffixes:
+            if lower.endswith(suffix):
+                return name[: -len(suffix)]
+        return name
+
+    def available(self) -> bool:
+        """True when the optional module this format needs is installed."""
+        if self.requires is None:
+            return True
+        from importlib.util import find_spec
+
+        return find_spec(self.requires[0]) is not None
+
+    def _function(self, which: str) -> Callable[..., Any]:
+        target = self.reader if which == "read" else self.writer
+        if target is None:
+            raise UnsupportedFormatError(f"{self.name} images cannot be {which}ten here")
+        if not self.available():
+            assert self.requires is not None
+            module, extra = self.requires
+            raise MissingDependencyError(
+                f"{self.name} needs the optional package '{module}' "
+                f"(pip install 'napari-zarrnii[{extra}]')"
+            )
+        module_name, _, function = target.partition(":")
+        found: Callable[..., Any] = getattr(
+            importlib.import_module(module_name, package=__package__), function
+        )
+        return found
+
+
+OME_ZARR_SUFFIXES = (".ome.zarr", ".zarr")
+NIFTI_SUFFIXES = (".nii.gz", ".nii", ".img.gz", ".hdr.gz", ".img", ".hdr")
+TIFF_SUFFIXES = (".ome.tiff", ".ome.tif", ".tiff", ".tif", ".ome.btf", ".btf", ".tf8", ".tf2")
+
+#: Every format, by key.  The napari manifest's reader patterns and writer extensions
+#: are checked against this table by the tests.
+FORMATS: dict[str, ImageFormat] = {
+    f.key: f
+    for f in (
+        ImageFormat(
+            "ome-zarr",
+            "OME-Zarr",
+            OME_ZARR_SUFFIXES,
+            reader=".omezarr:read_ome_zarr",
+            writer=".io:_write_ome_zarr",
+            folder=True,
+        ),
+        ImageFormat(
+            "nifti",
+            "NIfTI",
+            NIFTI_SUFFIXES,
+            reader=".nifti:read_nifti",
+            writer=".io:_write_nifti",
+        ),
+        ImageFormat(
+            "tiff",
+            "TIFF",
+            TIFF_SUFFIXES,
+            reader=".tiff:read_tiff",
+            napari=False,  # napari's own readers open TIFF files
+            requires=("tifffile", "tiff"),
+        ),
+    )
+}
+
+#: Files whose presence makes a folder a zarr group or array (v2 or v3).
+_ZARR_MARKERS = ("zarr.json", ".zgroup", ".zattrs", ".zarray")
+
+
+def looks_like_zarr(source: Any) -> bool:
+    """True for a URL or a local folder holding zarr metadata (nothing is parsed)."""
+    src = normalize_source(source)
+    if is_url(src):
+        return True
+    path = Path(src)
+    return path.is_dir() and any((path / name).exists() for name in _ZARR_MARKERS)
+
+
+def _by_suffix(name: str) -> ImageFormat | None:
+    matches = [f for f in FORMATS.values() if f.matches(name)]
+    if not matches:
+        return None
+    # the longest matching suffix wins (".ome.tif" is TIFF; ".nii.gz" is not ".gz")
+    return max(matches, key=lambda f: max(len(s) for s in f.suffixes if name.lower().endswith(s)))
+
+
+def format_of(source: Any, *, writing: bool = False) -> ImageFormat:
+    """The format of a path or URL, for reading (default) or writing.
+
+    Parameters
+    ----------
+    source
+        Path or URL.
+    writing
+        Decide from the name alone (the destination need not exist).  A name without
+        any suffix is an OME-Zarr folder.
+
+    Raises
+    ------
+    NotAnImageError
+        (reading) The path does not exist, or is a folder without zarr metadata.
+    UnsupportedFormatError
+        The suffix is not one of :data:`FORMATS`.
+    """
+    src = normalize_source(source)
+    name = src.rstrip("/").rsplit("/", 1)[-1]
+    found = _by_suffix(name)
+    if found is not None:
+        return found
+    if writing:
+        if "." not in name.lstrip("."):
+            return FORMATS["ome-zarr"]
+        raise UnsupportedFormatError(f"{src}: {_unknown_suffix(name, writing=True)}")
+    if looks_like_zarr(src):
+        return FORMATS["ome-zarr"]
+    if not is_url(src) and not os.path.exists(src):
+        raise NotAnImageError(f"{src}: no such file or folder")
+    raise UnsupportedFormatError(f"{src}: {_unknown_suffix(name, writing=False)}")
+
+
+def _unknown_suffix(name: str, *, writing: bool) -> str:
+    usable = [f for f in FORMATS.values() if (f.writer if writing else f.reader)]
+    choices = ", ".join(f"{f.name} ({' '.join(f.suffixes[:2])})" for f in usable)
+    verb = "write" if writing else "read"
+    return f"cannot tell which format to {verb} from the name '{name}'; use {choices}"
+
+
+def open_image(source: Any, *, format: str | None = None, **options: Any) -> MultiscaleImage:
+    """Open any image this package reads, lazily (metadata only).
+
+    Parameters
+    ----------
+    source
+        Path or URL: an OME-Zarr store, a NIfTI or a TIFF file.
+    format
+        A key of :data:`FORMATS` to skip detection (the reader then reports a path
+        that is not of that format).
+    **options
+        Passed to the format's reader (e.g. ``multiscale=``, ``series=`` for OME-Zarr).
+
+    Raises
+    ------
+    NotAnImageError
+        No such path, or no image in it.
+    UnsupportedFormatError
+        A file this package does not read.
+    """
+    fmt = FORMATS[format] if format is not None else format_of(source)
+    reader = fmt._function("read")
+    image: MultiscaleImage = reader(normalize_source(source), **options)
+    return image
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where an image is written, resolved once and handed to the writer.
+
+    Attributes
+    ----------
+    location
+        Normalised local path or URL.
+    format
+        The format written there.
+    overwrite
+        An existing image there may be replaced.
+    storage_options
+        Options of the filesystem behind a URL (credentials, endpoint, ...).
+    """
+
+    location: str
+    format: ImageFormat
+    overwrite: bool = False
+    storage_options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_remote(self) -> bool:
+        """True for a URL."""
+        return is_url(self.location)
+
+    @property
+    def name(self) -> str:
+        """The file or folder name without the format's suffix (a default image name)."""
+        return self.format.stem(self.location.rstrip("/").rsplit("/", 1)[-1])
+
+    @property
+    def path(self) -> Path:
+        """The local path (raises :class:`ReadOnlyStoreError` for a URL)."""
+        from .store import local_path
+
+        return local_path(self.location)
+
+
+def resolve_destination(
+    destination: Any,
+    *,
+    format: str | None = None,
+    overwrite: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Destination:
+    """Resolve where and in which format to write, from the name or ``format``.
+
+    Raises
+    ------
+    UnsupportedFormatError
+        The name's suffix is unknown, or names another format than ``format``.
+    """
+    if isinstance(destination, Destination):
+        return destination
+    location = normalize_source(destination)
+    if format is None:
+        fmt = format_of(location, writing=True)
+    else:
+        fmt = FORMATS[format]
+        named = _by_suffix(location.rstrip("/").rsplit("/", 1)[-1])
+        if named is not None and named is not fmt:
+            raise UnsupportedFormatError(
+                f"{location}: the name says {named.name} but {fmt.name} is written; "
+                f"use a name ending in {' or '.join(fmt.suffixes[:2])}"
+            )
+    if fmt.writer is None:
+        raise UnsupportedFormatError(f"{location}: {fmt.name} images cannot be written here")
+    return Destination(location, fmt, overwrite, dict(storage_options or {}))
+
+
+def save_image(
+    image: MultiscaleImage,
+    destination: Any,
+    *,
+    format: str | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int, int, str], Any] | None = None,
+    cancel: Any = None,
+    **options: Any,
+) -> Path:
+    """Write an image in the format its destination names, atomically.
+
+    Parameters
+    ----------
+    image
+        The image to write.
+    destination
+        Path (or a :class:`Destination`).  ``.ome.zarr``/``.zarr`` (or no suffix)
+        writes OME-Zarr, ``.nii``/``.nii.gz`` NIfTI.
+    format
+        A key of :data:`FORMATS`, when the name alone should not decide.
+    overwrite
+        Replace an existing image (else :class:`DestinationExistsError`).
+    progress, cancel
+        ``progress(done, total, message)`` and a :class:`threading.Event` (or a
+        callable) to stop; a cancelled write leaves nothing behind.
+    **options
+        For OME-Zarr: a ``plan`` or ``max_layer`` (``"auto"``: until the coarsest
+        level fits in 256 voxels), ``scaling_method``, ``downsample_factors``,
+        ``chunks``, ``shards``, ``ngff_version``, ``compressor``,
+        ``storage_options``, ``omero``, ``workers``; ``keep_levels=True`` writes the
+        image's levels as they are.  For NIfTI: ``level``.
+
+    Returns
+    -------
+    pathlib.Path
+        What was written.
+    """
+    dest = resolve_destination(destination, format=format, overwrite=overwrite)
+    writer = dest.format._function("write")
+    out: Path = writer(image, dest, progress=progress, cancel=cancel, **options)
+    return out
+
+
+def auto_max_layer(image: MultiscaleImage, target: int = 256, limit: int = 8) -> int:
+    """Number of extra levels that brings the largest spatial axis to ``target`` or less."""
+    largest = max((image.shape[i] for i in image.spatial_axes), default=1)
+    layers = 0
+    while largest > target and layers < limit:
+        largest = -(-largest // 2)
+        layers += 1
+    return layers
+
+
+# -- writers (private: reached through save_image) ------------------------------------------
+def _write_ome_zarr(
+    image: MultiscaleImage,
+    dest: Destination,
+    *,
+    progress: Callable[[int, int, str], Any] | None = None,
+    cancel: Any = None,
+    keep_levels: bool = False,
+    **options: Any,
+) -> Path:
+    from .pyramid import write_levels, write_pyramid
+
+    if keep_levels:
+        return write_levels(
+            image,
+            dest.location,
+            overwrite=dest.overwrite,
+            progress=progress,
+            cancel=cancel,
+            **options,
+        )
+    if options.get("max_layer") == "auto":
+        options["max_layer"] = auto_max_layer(image)
+    return write_pyramid(
+        image,
+        dest.location,
+        overwrite=dest.overwrite,
+        progress=progress,
+        cancel=cancel,
+        **options,
+    )
+
+
+def _write_nifti(
+    image: MultiscaleImage,
+    dest: Destination,
+    *,
+    progress: Callable[[int, int, str], Any] | None = None,
+    cancel: Any = None,
+    level: int = 0,
+) -> Path:
+    from .nifti import write_nifti
+
+    return write_nifti(
+        image, dest.location, level, overwrite=dest.overwrite, progress=progress, cancel=cancel
+    )
