@@ -1,4 +1,4 @@
-"""OME-NGFF 0.6 coordinate systems and transformations (core/transforms.py).
+"""OME-NGFF 0.6 coordinate systems and transformations (core/transforms.py, core/placement.py).
 
 The examples marked "spec example" are the JSON examples of the 0.6 specification
 (ngff-spec ``examples/transformations/*.json``) with the functions the specification
@@ -13,17 +13,19 @@ import pytest
 from napari_zarrnii import InvalidMetadataError
 from napari_zarrnii._errors import SelectionError
 from napari_zarrnii.core.model import Axis
-from napari_zarrnii.core.transforms import (
+from napari_zarrnii.core.placement import (
     Frame,
+    resolve_multiscale,
+    restrict_frame,
+    split_placement,
+)
+from napari_zarrnii.core.transforms import (
     NotAffineError,
     diagonal_parts,
     inverse_matrix,
     parse_coordinate_systems,
     parse_transformation,
     parse_transformations,
-    resolve_multiscale,
-    restrict_frame,
-    split_placement,
     transformation_matrix,
 )
 

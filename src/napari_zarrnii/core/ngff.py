@@ -17,14 +17,8 @@ import numpy as np
 
 from .._errors import InvalidMetadataError
 from .model import Axis, ChannelInfo, MultiscaleImage, Window, normalize_color
-from .transforms import (
-    ArrayLoader,
-    Frame,
-    diagonal_parts,
-    parse_orientation,
-    resolve_multiscale,
-    split_placement,
-)
+from .placement import Frame, resolve_multiscale, split_placement
+from .transforms import ArrayLoader, diagonal_parts, parse_orientation
 
 __all__ = [
     "INTRINSIC_SYSTEM",

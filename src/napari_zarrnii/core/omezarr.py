@@ -19,8 +19,9 @@ import zarr
 from .._errors import InvalidMetadataError, NotOmeZarrError, ZarrNiiError
 from .model import Level, MultiscaleImage, default_axes, integer_factor
 from .ngff import ngff_attrs, parse_image_label, parse_multiscale, parse_omero, spec_for
+from .placement import Frame
 from .store import normalize_source
-from .transforms import ArrayLoader, Frame
+from .transforms import ArrayLoader
 
 __all__ = ["detect_layout", "open_group", "read_ome_zarr"]
 
