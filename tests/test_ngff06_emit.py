@@ -223,3 +223,22 @@ def test_older_emitters_are_unchanged_and_the_writer_not_yet_06():
         emit_image_attrs(image, "0.3")
     with pytest.raises(ValueError, match=r"0\.6 is read-only"):
         spec_for("0.6", writing=True)
+
+
+@pytest.mark.parametrize("kind", ["none", *sorted(WORLD_AFFINES)])
+def test_ngff_zarr_reads_what_is_emitted(tmp_path, kind):
+    ngff_zarr = pytest.importorskip("ngff_zarr")
+    affine = None if kind == "none" else WORLD_AFFINES[kind][0]
+    image = make_image(world_affine=affine)
+    path = tmp_path / "peer.ome.zarr"
+    store(path, image, emit_image_attrs(image, "0.6", method="mean"))
+    peer = ngff_zarr.from_ngff_zarr(str(path), validate=True)
+    for level, peer_image in zip(image.levels, peer.images):
+        assert [peer_image.scale[a] for a in "zyx"] == pytest.approx(level.scale)
+        assert [peer_image.translation[a] for a in "zyx"] == pytest.approx(level.translation)
+    transforms = peer.metadata.coordinateTransformations
+    if affine is None:
+        assert transforms is None
+    else:
+        (t,) = transforms
+        assert (t.input.name, t.output.name) == ("intrinsic", "world")

@@ -95,6 +95,22 @@ def test_ngff_zarr_06_store_reads_like_its_05_twin(tmp_path, dims):
     assert new.notes == []
 
 
+def test_same_world_positions_as_napari_ome_zarr(tmp_path):
+    napari_ome_zarr_reader = pytest.importorskip("napari_ome_zarr._reader")
+    dims = ("c", "z", "y", "x")
+    ms = _ngff_zarr_multiscales(ramp((2, 16, 32, 32)), dims)
+    path = tmp_path / "peer.ome.zarr"
+    ngff_zarr.to_ngff_zarr(str(path), ms, version="0.6")
+    peer_layers = napari_ome_zarr_reader.napari_get_reader(str(path))(str(path))
+    (_, peer, _) = peer_layers[0]
+    ours = image_to_layer_data(read_ome_zarr(path))
+    assert len(ours) == 2 and peer["channel_axis"] == 0
+    for index in [(0, 0, 0), (3, 5, 7), (15, 31, 31)]:
+        expected = peer["affine"](np.asarray(peer["scale"]) * index)
+        for _, kwargs, _ in ours:
+            np.testing.assert_allclose(layer_world(kwargs, index), expected)
+
+
 def test_ngff_zarr_06_orientation_reaches_the_layer_metadata(tmp_path):
     ms = _ngff_zarr_multiscales(ramp((16, 32, 32)), ("z", "y", "x"), orientation="RAS")
     ngff_zarr.to_ngff_zarr(str(tmp_path / "ras.ome.zarr"), ms, version="0.6")
