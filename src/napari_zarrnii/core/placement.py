@@ -100,9 +100,10 @@ class ResolvedMultiscale:
     notes: list[str] = field(default_factory=list)
 
 
-def _dataset_matrix(
-    ds: Mapping[str, Any], i: int, field_: str, path: str, load: ArrayLoader | None
+def _dataset_transforms(
+    ds: Mapping[str, Any], i: int, field_: str, path: str
 ) -> tuple[list[Transformation], str | None]:
+    """A dataset's transformations and the system they name as output (None: none named)."""
     where = f"{field_}.datasets[{i}].coordinateTransformations"
     transforms = parse_transformations(ds.get("coordinateTransformations"), path, where)
     outputs = {t.output.name for t in transforms if t.output is not None and t.output.name}
@@ -163,7 +164,7 @@ def resolve_multiscale(
     if not isinstance(datasets, list) or not datasets:
         raise InvalidMetadataError(path, f"{field}.datasets", "must be a non-empty list")
     parsed = [
-        _dataset_matrix(ds if isinstance(ds, Mapping) else {}, i, field, path, load)
+        _dataset_transforms(ds if isinstance(ds, Mapping) else {}, i, field, path)
         for i, ds in enumerate(datasets)
     ]
     names = {name for _, name in parsed if name is not None}
