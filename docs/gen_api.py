@@ -25,6 +25,8 @@ SECTIONS = [
     ("Storage report", "napari_zarrnii.core.storage", None),
     ("Export", "napari_zarrnii.core.export", None),
     ("OME-NGFF metadata", "napari_zarrnii.core.ngff", None),
+    ("OME-NGFF 0.6 coordinate transformations", "napari_zarrnii.core.transforms", None),
+    ("OME-NGFF 0.6 coordinate systems resolved", "napari_zarrnii.core.placement", None),
     ("Safe writes", "napari_zarrnii.core.store", None),
 ]
 

@@ -2,7 +2,8 @@
 
 The schemas refer to each other by their ``https://ngff.openmicroscopy.org/...`` ids;
 a :class:`referencing.Registry` built from the local copies resolves those without
-any network access.
+any network access.  0.6 adds ``coordinate_systems`` and ``coordinate_transformations``
+schemas, referenced from ``image`` the same way.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def validate_ngff(attrs: dict[str, Any], version: str, kind: str = "image") -> N
     attrs
         The group attributes as stored (for 0.5 the dict holding the ``ome`` key).
     version
-        ``'0.4'`` or ``'0.5'`` (any version ngff-zarr ships schemas for).
+        ``'0.4'``, ``'0.5'`` or ``'0.6'`` (any version ngff-zarr ships schemas for; its
+        0.6 copies are those of the 0.6 release, which also accept ``'0.6rc0'``).
     kind
         Schema name: ``'image'``, ``'label'``, ``'plate'``, ``'well'``,
         ``'strict_image'``, ...

@@ -86,7 +86,10 @@ def _base_metadata(image: MultiscaleImage) -> dict[str, Any]:
             "source": image.source,
             "ngff_version": image.ngff_version,
             "name": image.name,
-            "axes": [{"name": a.name, "type": a.type, "unit": a.unit} for a in image.axes],
+            "axes": [
+                {"name": a.name, "type": a.type, "unit": a.unit, "orientation": a.orientation}
+                for a in image.axes
+            ],
             "level_paths": [lvl.path for lvl in image.levels],
             "notes": list(image.notes),
         },

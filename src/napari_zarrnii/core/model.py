@@ -85,11 +85,17 @@ def normalize_color(color: Any) -> str | None:
 
 @dataclass(frozen=True)
 class Axis:
-    """One array axis: its name, NGFF type (``space``, ``time``, ``channel`` or None) and unit."""
+    """One array axis: name, NGFF type (``space``, ``time``, ``channel`` or None), unit.
+
+    ``orientation`` is the RFC-4 anatomical orientation of a spatial axis, the
+    direction in which its coordinates grow (``'left-to-right'``,
+    ``'anterior-to-posterior'``, ...), or None where the metadata gives none.
+    """
 
     name: str
     type: str | None = None
     unit: str | None = None
+    orientation: str | None = None
 
 
 def default_axes(ndim: int) -> tuple[Axis, ...]:
@@ -198,7 +204,8 @@ class MultiscaleImage:
         The raw attributes it was read from (the whole ``ome``/root dict).
     world_affine
         Optional homogeneous affine, (n+1, n+1) over the array axes, applied after
-        scale and translation: set for oblique NIfTI images; None for NGFF images.
+        scale and translation: set for oblique NIfTI images and for NGFF 0.6 images
+        shown in a coordinate system reached by rotation, shear or axis mapping.
     notes
         Human-readable notes about what the reader ignored or guessed.
     """

@@ -10,18 +10,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .._errors import InvalidMetadataError
 from .model import Axis, ChannelInfo, MultiscaleImage, Window, normalize_color
+from .placement import Frame, resolve_multiscale, split_placement
+from .transforms import ArrayLoader, diagonal_parts, parse_orientation
 
 __all__ = [
+    "INTRINSIC_SYSTEM",
     "NGFF_SPECS",
+    "WORLD_SYSTEM",
     "NgffSpec",
     "ParsedMultiscale",
+    "emit_coordinate_systems",
+    "emit_dataset_transformations",
     "emit_image_attrs",
     "emit_label_attrs",
     "emit_labels_group_attrs",
@@ -46,25 +52,30 @@ class NgffSpec:
     zarr_format: int
     #: metadata stored under an ``ome`` key (0.5+) rather than at the top level
     under_ome_key: bool
-    #: ``axes`` present: 0.3 as a list of names, 0.4+ as a list of dicts
-    axes_style: str  # "none" | "names" | "dicts"
-    #: per-dataset ``coordinateTransformations`` (scale, translation) present
+    #: where the axes are: none (0.1/0.2), ``axes`` as a list of names (0.3) or of
+    #: dicts (0.4/0.5), or named ``coordinateSystems`` (0.6, RFC-5)
+    axes_style: str  # "none" | "names" | "dicts" | "systems"
+    #: per-dataset ``coordinateTransformations`` present
     has_transforms: bool
     #: this package writes the version (older ones are read-only)
     writable: bool
+    #: :func:`emit_image_attrs` can describe an image in this version
+    emittable: bool = False
 
 
 NGFF_SPECS: dict[str, NgffSpec] = {
     "0.1": NgffSpec("0.1", 2, False, "none", False, False),
     "0.2": NgffSpec("0.2", 2, False, "none", False, False),
     "0.3": NgffSpec("0.3", 2, False, "names", False, False),
-    "0.4": NgffSpec("0.4", 2, False, "dicts", True, True),
-    "0.5": NgffSpec("0.5", 3, True, "dicts", True, True),
+    "0.4": NgffSpec("0.4", 2, False, "dicts", True, True, True),
+    "0.5": NgffSpec("0.5", 3, True, "dicts", True, True, True),
+    # read; metadata emitted (emit_image_attrs) but the pyramid writer not yet wired
+    "0.6": NgffSpec("0.6", 3, True, "systems", True, False, True),
 }
 
 
 def spec_for(version: str | None, *, path: str = "", writing: bool = False) -> NgffSpec:
-    """The spec of an NGFF version; ``'0.5-dev'``-style suffixes map to their release."""
+    """The spec of an NGFF version; ``'0.5-dev'``, ``'0.6rc0'``-style tags map to their release."""
     text = str(version or "").strip()
     key = text[:3] if text[:3] in NGFF_SPECS else None
     if key is None:
@@ -103,7 +114,15 @@ def ngff_attrs(attrs: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
 
 @dataclass
 class ParsedMultiscale:
-    """What one ``multiscales`` entry says, before arrays are opened."""
+    """What one ``multiscales`` entry says, before arrays are opened.
+
+    For 0.6, ``axes`` are those of the coordinate system shown, ``world_affine``
+    the affine napari applies after each level's scale and translation when that
+    system is not reached by scale and translation alone, ``frame`` the matrix
+    from the intrinsic system to it (label images are placed with their parent's),
+    ``label_links`` the transformations to the label images' systems, and
+    ``notes`` what was not applied.
+    """
 
     name: str | None
     axes: tuple[Axis, ...] | None  # None: to be guessed from the array's ndim (0.1/0.2)
@@ -111,6 +130,10 @@ class ParsedMultiscale:
     scales: list[tuple[float, ...] | None]  # None where the version stores none
     translations: list[tuple[float, ...]]
     version: str
+    world_affine: np.ndarray | None = None
+    frame: Frame | None = None
+    label_links: dict[str, np.ndarray] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 def _transform_values(
@@ -173,7 +196,13 @@ def _parse_axes(raw: Any, path: str, version: str) -> tuple[Axis, ...] | None:
             kind = {"t": "time", "c": "channel"}.get(
                 name, "space" if name in SPATIAL_NAMES else None
             )
-        axes.append(Axis(name, kind, unit if isinstance(unit, str) else None))
+        # RFC-4 orientation: ngff-zarr writes it on 0.4/0.5 axes as well
+        orientation = (
+            parse_orientation(item.get("orientation"), path, f"multiscales[0].axes[{i}]")
+            if isinstance(item, Mapping) and kind == "space"
+            else None
+        )
+        axes.append(Axis(name, kind, unit if isinstance(unit, str) else None, orientation))
     names = [a.name for a in axes]
     if len(set(names)) != len(names):
         raise InvalidMetadataError(path, "multiscales[0].axes", f"duplicate axis names {names}")
@@ -181,9 +210,29 @@ def _parse_axes(raw: Any, path: str, version: str) -> tuple[Axis, ...] | None:
 
 
 def parse_multiscale(
-    ome: Mapping[str, Any], version: str, path: str, index: int = 0
+    ome: Mapping[str, Any],
+    version: str,
+    path: str,
+    index: int = 0,
+    *,
+    coordinate_system: str | None = None,
+    parent: Frame | None = None,
+    load: ArrayLoader | None = None,
 ) -> ParsedMultiscale:
-    """Parse entry ``index`` of ``multiscales`` into axes, dataset paths and transforms."""
+    """Parse entry ``index`` of ``multiscales`` into axes, dataset paths and transforms.
+
+    Parameters
+    ----------
+    ome, version, path, index
+        The NGFF attributes, their version, the store path (for messages) and which
+        ``multiscales`` entry to parse.
+    coordinate_system
+        0.6: the coordinate system to show (default: the intrinsic one).
+    parent
+        0.6 label images: the parent image's frame, so the label overlays it.
+    load
+        0.6: reads matrices stored in zarr arrays (``path`` relative to the group).
+    """
     spec = spec_for(version, path=path)
     multiscales = ome.get("multiscales")
     field = f"multiscales[{index}]"
@@ -195,6 +244,23 @@ def parse_multiscale(
     datasets = ms.get("datasets")
     if not isinstance(datasets, list) or not datasets:
         raise InvalidMetadataError(path, f"{field}.datasets", "must be a non-empty list")
+    for i, ds in enumerate(datasets):
+        if not isinstance(ds, Mapping) or not isinstance(ds.get("path"), str):
+            raise InvalidMetadataError(
+                path, f"{field}.datasets[{i}].path", "each dataset needs a 'path'"
+            )
+    name = ms.get("name")
+    if spec.axes_style == "systems":
+        return _parse_systems(
+            ms,
+            spec,
+            path,
+            field,
+            name if isinstance(name, str) else None,
+            coordinate_system=coordinate_system,
+            parent=parent,
+            load=load,
+        )
     axes = _parse_axes(ms.get("axes"), path, spec.version) if spec.axes_style != "none" else None
     ndim = len(axes) if axes is not None else None
     outer_scale, outer_translation = (None, None)
@@ -207,8 +273,6 @@ def parse_multiscale(
     translations: list[tuple[float, ...]] = []
     for i, ds in enumerate(datasets):
         where = f"{field}.datasets[{i}]"
-        if not isinstance(ds, Mapping) or not isinstance(ds.get("path"), str):
-            raise InvalidMetadataError(path, f"{where}.path", "each dataset needs a 'path'")
         paths.append(ds["path"])
         scale = translation = None
         if ndim is not None and spec.has_transforms:
@@ -224,7 +288,7 @@ def parse_multiscale(
                     path,
                     where,
                 )
-        if scale is not None and outer_scale is not None:
+        if scale is not None and translation is not None and outer_scale is not None:
             # dataset transform first, then the multiscale-level one
             scale = tuple(np.multiply(scale, outer_scale))
             translation = tuple(
@@ -232,7 +296,6 @@ def parse_multiscale(
             )
         scales.append(scale)
         translations.append(translation if translation is not None else tuple([0.0] * (ndim or 0)))
-    name = ms.get("name")
     return ParsedMultiscale(
         name=name if isinstance(name, str) else None,
         axes=axes,
@@ -241,6 +304,69 @@ def parse_multiscale(
         translations=translations,
         version=spec.version,
     )
+
+
+def _parse_systems(
+    ms: Mapping[str, Any],
+    spec: NgffSpec,
+    path: str,
+    field: str,
+    name: str | None,
+    *,
+    coordinate_system: str | None,
+    parent: Frame | None,
+    load: ArrayLoader | None,
+) -> ParsedMultiscale:
+    """A 0.6 (RFC-5) multiscale: levels placed in the chosen coordinate system."""
+    resolved = resolve_multiscale(
+        ms,
+        path=path,
+        field=field,
+        coordinate_system=coordinate_system,
+        parent=parent,
+        load=load,
+    )
+    notes = list(resolved.notes)
+    frame = resolved.frame
+    moved = _moved_channel(frame)
+    if moved:
+        notes.append(f"coordinate system '{frame.name}' cannot be shown: {moved}")
+        log.warning("%s: coordinate system %r not shown: %s", path, frame.name, moved)
+        axes = resolved.intrinsic.axes
+        frame = Frame(resolved.intrinsic.name, np.eye(len(axes) + 1), axes, axes)
+    scales, translations, affine = split_placement(
+        resolved.to_intrinsic, frame.matrix, path=path, field=field
+    )
+    return ParsedMultiscale(
+        name=name,
+        axes=frame.axes,
+        paths=[ds["path"] for ds in ms["datasets"]],
+        scales=list(scales),
+        translations=translations,
+        version=spec.version,
+        world_affine=affine,
+        frame=frame,
+        label_links=resolved.label_links,
+        notes=notes,
+    )
+
+
+def _moved_channel(frame: Frame) -> str | None:
+    """Why napari cannot show ``frame`` (it mixes the channel axis with others), or None.
+
+    Layers split the channel axis off (one layer per channel), so the matrix must
+    keep that axis where it is, unscaled and unshifted.
+    """
+    m = frame.matrix
+    for i, axis in enumerate(frame.source_axes):
+        if axis.type != "channel":
+            continue
+        unit = np.eye(m.shape[1])[i]
+        if not (np.allclose(m[i], unit) and np.allclose(m[:, i], np.eye(m.shape[0])[:, i])):
+            return f"it moves, scales or mixes the channel axis '{axis.name}'"
+        if frame.axes[i].type != "channel":
+            return f"its axis {i} ('{frame.axes[i].name}') is not the channel axis"
+    return None
 
 
 def _number(value: Any) -> float | None:
@@ -365,7 +491,7 @@ def _round(values: Sequence[float]) -> list[float]:
     return [float(f"{float(v):.12g}") for v in values]
 
 
-def _axes_json(axes: Sequence[Axis]) -> list[dict[str, Any]]:
+def _axes_json(axes: Sequence[Axis], *, orientation: bool = False) -> list[dict[str, Any]]:
     out = []
     for axis in axes:
         entry: dict[str, Any] = {"name": axis.name}
@@ -373,6 +499,8 @@ def _axes_json(axes: Sequence[Axis]) -> list[dict[str, Any]]:
             entry["type"] = axis.type
         if axis.unit and axis.type in ("space", "time"):
             entry["unit"] = axis.unit
+        if orientation and axis.orientation and axis.type == "space":
+            entry["orientation"] = {"type": "anatomical", "value": axis.orientation}
         out.append(entry)
     return out
 
@@ -421,6 +549,117 @@ def _wrap(spec: NgffSpec, content: dict[str, Any]) -> dict[str, Any]:
     return content
 
 
+def _emitting(version: str) -> NgffSpec:
+    spec = spec_for(version)
+    if not spec.emittable:
+        have = ", ".join(v for v, s in NGFF_SPECS.items() if s.emittable)
+        raise ValueError(f"OME-NGFF {spec.version} is read-only here; write one of {have}")
+    return spec
+
+
+#: names of the coordinate systems this package writes in 0.6 metadata
+INTRINSIC_SYSTEM = "intrinsic"
+WORLD_SYSTEM = "world"
+
+
+def emit_coordinate_systems(image: MultiscaleImage) -> list[dict[str, Any]]:
+    """0.6 ``coordinateSystems`` of ``image``: ``intrinsic``, and ``world`` with a world affine.
+
+    The model's axes (names, types, units, RFC-4 orientation) describe the system
+    the image is shown in: the intrinsic one, or ``world`` when the image has a
+    ``world_affine``.  Then ``intrinsic`` keeps names, types and units (the level
+    scales are in those units) and orientation goes with ``world`` only.
+    """
+    if image.world_affine is None:
+        return [{"name": INTRINSIC_SYSTEM, "axes": _axes_json(image.axes, orientation=True)}]
+    return [
+        {"name": INTRINSIC_SYSTEM, "axes": _axes_json(image.axes)},
+        {"name": WORLD_SYSTEM, "axes": _axes_json(image.axes, orientation=True)},
+    ]
+
+
+def emit_dataset_transformations(
+    scale: Sequence[float],
+    translation: Sequence[float],
+    path: str,
+    system: str = INTRINSIC_SYSTEM,
+) -> list[dict[str, Any]]:
+    """0.6 ``coordinateTransformations`` of one dataset: array ``path`` -> ``system``.
+
+    A single ``scale``, or a ``sequence`` of scale then translation, the two forms
+    0.6 allows there.  Scale factors must be positive (the 0.6 schema).
+    """
+    if any(not float(v) > 0 for v in scale):
+        raise ValueError(
+            f"dataset '{path}': OME-NGFF 0.6 scale factors must be positive, not {list(scale)}"
+        )
+    ends = {"input": {"path": path}, "output": {"name": system}}
+    scale_t = {"type": "scale", "scale": _round(scale)}
+    if not any(float(t) != 0 for t in translation):
+        return [{**scale_t, **ends}]
+    translation_t = {"type": "translation", "translation": _round(translation)}
+    return [{"type": "sequence", **ends, "transformations": [scale_t, translation_t]}]
+
+
+def _world_transformation(affine: np.ndarray) -> dict[str, Any]:
+    """The intrinsic -> world transformation of ``affine``, in its least expressive form.
+
+    The 0.6 text asks writers to prefer a sequence of simpler transformations to
+    an equivalent affine: scale, mapAxis (a permutation), rotation, each followed
+    by a translation when there is one; an affine otherwise.
+    """
+    m = np.asarray(affine, dtype=float)
+    n = m.shape[0] - 1
+    lin, shift = m[:n, :n], m[:n, n]
+    ends = {
+        "input": {"name": INTRINSIC_SYSTEM},
+        "output": {"name": WORLD_SYSTEM},
+        "name": f"{INTRINSIC_SYSTEM}_to_{WORLD_SYSTEM}",
+    }
+    first: dict[str, Any] | None = None
+    parts = diagonal_parts(np.vstack([np.hstack([lin, np.zeros((n, 1))]), np.eye(n + 1)[-1:]]))
+    is_permutation = (
+        bool(np.all((lin == 0) | (lin == 1)))
+        and bool(np.all(lin.sum(axis=0) == 1))
+        and bool(np.all(lin.sum(axis=1) == 1))
+    )
+    if np.array_equal(lin, np.eye(n)):
+        translation_only = {"type": "translation", "translation": _round(shift.tolist())}
+        return {**translation_only, **ends} if np.any(shift != 0) else {"type": "identity", **ends}
+    if parts is not None and all(v > 0 for v in parts[0]):
+        first = {"type": "scale", "scale": _round(parts[0])}
+    elif is_permutation:
+        first = {"type": "mapAxis", "mapAxis": [int(np.argmax(row)) for row in lin]}
+    elif np.allclose(lin @ lin.T, np.eye(n), atol=1e-9) and np.isclose(np.linalg.det(lin), 1.0):
+        first = {"type": "rotation", "rotation": [_round(row.tolist()) for row in lin]}
+    if first is None:
+        return {"type": "affine", "affine": [_round(row.tolist()) for row in m[:n]], **ends}
+    if not np.any(shift != 0):
+        return {**first, **ends}
+    translation = {"type": "translation", "translation": _round(shift.tolist())}
+    return {"type": "sequence", **ends, "transformations": [first, translation]}
+
+
+def _multiscale_systems(image: MultiscaleImage, paths: Sequence[str]) -> dict[str, Any]:
+    """The 0.6 ``multiscales`` entry of ``image`` (without name, type, metadata)."""
+    datasets = [
+        {
+            "path": p,
+            "coordinateTransformations": emit_dataset_transformations(
+                level.scale, level.translation, p
+            ),
+        }
+        for p, level in zip(paths, image.levels)
+    ]
+    ms: dict[str, Any] = {
+        "coordinateSystems": emit_coordinate_systems(image),
+        "datasets": datasets,
+    }
+    if image.world_affine is not None:
+        ms["coordinateTransformations"] = [_world_transformation(image.world_affine)]
+    return ms
+
+
 def emit_image_attrs(
     image: MultiscaleImage,
     version: str,
@@ -429,16 +668,27 @@ def emit_image_attrs(
     method: str | None = None,
     with_omero: bool = True,
 ) -> dict[str, Any]:
-    """The group attributes describing ``image`` as OME-NGFF ``version`` (0.4 or 0.5)."""
-    spec = spec_for(version, writing=True)
+    """The group attributes describing ``image`` as OME-NGFF ``version`` (0.4, 0.5, 0.6).
+
+    For 0.6 the axes become the ``intrinsic`` coordinate system (with RFC-4
+    orientation), every level a scale (and translation) into it, and a
+    ``world_affine`` a transformation from ``intrinsic`` to a ``world`` system.
+    """
+    spec = _emitting(version)
     paths = list(paths) if paths is not None else [str(i) for i in range(image.num_levels)]
-    datasets = []
-    for p, level in zip(paths, image.levels):
-        transforms: list[dict[str, Any]] = [{"type": "scale", "scale": _round(level.scale)}]
-        if any(t != 0 for t in level.translation):
-            transforms.append({"type": "translation", "translation": _round(level.translation)})
-        datasets.append({"path": p, "coordinateTransformations": transforms})
-    ms: dict[str, Any] = {"axes": _axes_json(image.axes), "datasets": datasets}
+    ms: dict[str, Any]
+    if spec.axes_style == "systems":
+        ms = _multiscale_systems(image, paths)
+    else:
+        datasets = []
+        for p, level in zip(paths, image.levels):
+            transforms: list[dict[str, Any]] = [{"type": "scale", "scale": _round(level.scale)}]
+            if any(t != 0 for t in level.translation):
+                transforms.append(
+                    {"type": "translation", "translation": _round(level.translation)}
+                )
+            datasets.append({"path": p, "coordinateTransformations": transforms})
+        ms = {"axes": _axes_json(image.axes), "datasets": datasets}
     if not spec.under_ome_key:
         ms = {"version": spec.version, **ms}
     if image.name:
@@ -471,4 +721,4 @@ def emit_label_attrs(image: MultiscaleImage, spec: NgffSpec) -> dict[str, Any]:
 
 def emit_labels_group_attrs(names: Sequence[str], version: str) -> dict[str, Any]:
     """Attributes of the ``labels`` group listing the label images."""
-    return _wrap(spec_for(version, writing=True), {"labels": list(names)})
+    return _wrap(_emitting(version), {"labels": list(names)})

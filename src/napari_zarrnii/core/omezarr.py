@@ -1,16 +1,16 @@
 """Read OME-Zarr stores into :class:`~.model.MultiscaleImage` (metadata only).
 
-Handles NGFF 0.1-0.5 images, their ``labels/``, bioformats2raw layouts (series 0, the
+Handles NGFF 0.1-0.6 images, their ``labels/``, bioformats2raw layouts (series 0, the
 others listed), HCS plates (a lazy mosaic of the first field of every well) and single
 wells.  Opening reads group and array metadata and nothing else: the levels are the
-zarr arrays themselves.
+zarr arrays themselves (0.6 matrices stored in small zarr arrays are read too).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import zarr
@@ -19,14 +19,16 @@ from .._errors import InvalidMetadataError, NotOmeZarrError, ZarrNiiError
 from .lazy import LazyArray
 from .model import Level, MultiscaleImage, default_axes, integer_factor
 from .ngff import ngff_attrs, parse_image_label, parse_multiscale, parse_omero, spec_for
+from .placement import Frame
 from .store import normalize_source
+from .transforms import ArrayLoader
 
 __all__ = ["detect_layout", "open_group", "read_ome_zarr"]
 
 log = logging.getLogger(__name__)
 
 
-def open_group(source: Any, mode: str = "r") -> zarr.Group:
+def open_group(source: Any, mode: Literal["r", "r+", "a", "w", "w-"] = "r") -> zarr.Group:
     """Open a zarr group (v2 or v3, local or URL) or raise NotOmeZarrError."""
     src = normalize_source(source)
     try:
@@ -68,6 +70,7 @@ def read_ome_zarr(
     with_labels: bool = True,
     plate_level: int | None = None,
     group: zarr.Group | None = None,
+    coordinate_system: str | None = None,
 ) -> MultiscaleImage:
     """Read the image an OME-Zarr path points at, lazily.
 
@@ -87,6 +90,12 @@ def read_ome_zarr(
     group
         The zarr group at ``source`` when the caller has it open already (the
         npe2 reader does, from deciding whether to claim the path).
+    coordinate_system
+        NGFF 0.6: name of the coordinate system to show the image in (default: its
+        intrinsic system, the one its resolution levels map to).  Label images
+        follow the image.  A system only reachable through transformations napari
+        cannot show (displacement or coordinate fields) is not applied; ``notes``
+        says so.  Ignored for older versions.
 
     Raises
     ------
@@ -94,20 +103,27 @@ def read_ome_zarr(
         The path is not a zarr group or holds no OME metadata.
     InvalidMetadataError
         The metadata is present but wrong (the message names path and field).
+    SelectionError
+        ``coordinate_system`` names no coordinate system of the image.
     """
     src = normalize_source(source)
     if group is None:
         group = open_group(src)
     attrs = _attrs(group)
     layout = detect_layout(attrs)
+    cs = coordinate_system
     if layout == "image":
-        return _read_image(group, src, attrs, multiscale=multiscale, with_labels=with_labels)
+        return _read_image(
+            group, src, attrs, multiscale=multiscale, with_labels=with_labels, coordinate_system=cs
+        )
     if layout == "bioformats2raw":
-        return _read_bioformats2raw(group, src, attrs, series=series, with_labels=with_labels)
+        return _read_bioformats2raw(
+            group, src, attrs, series=series, with_labels=with_labels, coordinate_system=cs
+        )
     if layout == "plate":
-        return _read_plate(group, src, attrs, plate_level=plate_level)
+        return _read_plate(group, src, attrs, plate_level=plate_level, coordinate_system=cs)
     if layout == "well":
-        return _read_well(group, src, attrs, with_labels=with_labels)
+        return _read_well(group, src, attrs, with_labels=with_labels, coordinate_system=cs)
     if layout == "labels":
         raise NotOmeZarrError(
             f"{src}: is a 'labels' group; open the image above it or one label image in it"
@@ -149,6 +165,23 @@ def _open_array(group: zarr.Group, path: str, src: str, field: str) -> zarr.Arra
     return node
 
 
+#: parameter arrays (matrices) larger than this are no matrices: not read
+_MAX_PARAMETERS = 4096
+
+
+def _parameter_loader(group: zarr.Group, src: str) -> ArrayLoader:
+    """Reads a 0.6 transformation's parameter array (``path`` relative to ``group``)."""
+
+    def load(path: str) -> np.ndarray:
+        where = path.strip("/")
+        arr = _open_array(group, where, src, "coordinateTransformations path")
+        if math.prod(arr.shape) > _MAX_PARAMETERS:
+            raise ValueError(f"'{where}' has shape {arr.shape}: too large for a matrix")
+        return np.asarray(arr[...])
+
+    return load
+
+
 def _read_image(
     group: zarr.Group,
     src: str,
@@ -156,13 +189,23 @@ def _read_image(
     *,
     multiscale: int = 0,
     with_labels: bool = True,
+    coordinate_system: str | None = None,
+    parent: Frame | None = None,
 ) -> MultiscaleImage:
     ome, version = ngff_attrs(attrs)
     if version is None:
         log.warning("%s: multiscales has no version; reading as 0.4", src)
         version = "0.4"
     spec = spec_for(version, path=src)
-    parsed = parse_multiscale(ome, spec.version, src, multiscale)
+    parsed = parse_multiscale(
+        ome,
+        spec.version,
+        src,
+        multiscale,
+        coordinate_system=coordinate_system,
+        parent=parent,
+        load=_parameter_loader(group, src),
+    )
     arrays = [
         _open_array(group, p, src, f"multiscales[{multiscale}].datasets[{i}].path")
         for i, p in enumerate(parsed.paths)
@@ -207,7 +250,9 @@ def _read_image(
                 translation=tuple(map(float, translation)),
             )
         )
-    notes: list[str] = []
+    notes: list[str] = list(parsed.notes)
+    for note in parsed.notes:
+        log.info("%s: %s", src, note)
     multiscales = ome.get("multiscales") or []
     if len(multiscales) > 1:
         others = [
@@ -227,6 +272,7 @@ def _read_image(
         source=src,
         ngff_version=spec.version,
         attrs=dict(attrs),
+        world_affine=parsed.world_affine,
         notes=notes,
     )
     if is_label:
@@ -236,12 +282,35 @@ def _read_image(
     else:
         image.channels = parse_omero(ome.get("omero"), image.num_channels, src)
     if with_labels and not is_label:
-        image.labels = _read_labels(group, src, image)
+        image.labels = _read_labels(group, src, image, parsed.frame, parsed.label_links)
     return image
 
 
+def _label_frame(frame: Frame | None, links: Mapping[str, np.ndarray], name: str) -> Frame | None:
+    """Where a 0.6 label image is shown: its parent's frame after the link to it, if any.
+
+    None (the label's own intrinsic system) when the parent is shown in its
+    intrinsic system and no transformation links the two, as 0.6 then takes the
+    two intrinsic systems to be the same.
+    """
+    if frame is None:
+        return None
+    link = links.get(name)
+    if link is None:
+        if frame.axes == frame.source_axes and np.allclose(
+            frame.matrix, np.eye(len(frame.matrix))
+        ):
+            return None
+        return frame
+    return Frame(frame.name, frame.matrix @ link, frame.source_axes, frame.axes)
+
+
 def _read_labels(
-    group: zarr.Group, src: str, parent: MultiscaleImage
+    group: zarr.Group,
+    src: str,
+    parent: MultiscaleImage,
+    frame: Frame | None = None,
+    links: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, MultiscaleImage]:
     try:
         labels_group = group["labels"]
@@ -266,7 +335,13 @@ def _read_labels(
             sub = labels_group[name]
             if not isinstance(sub, zarr.Group):
                 raise NotOmeZarrError(f"{src}/labels/{name}: not a group")
-            label = _read_image(sub, _join(src, f"labels/{name}"), _attrs(sub), with_labels=False)
+            label = _read_image(
+                sub,
+                _join(src, f"labels/{name}"),
+                _attrs(sub),
+                with_labels=False,
+                parent=_label_frame(frame, links or {}, name),
+            )
         except (ZarrNiiError, KeyError, ValueError, TypeError, OSError) as exc:
             # A broken label must not hide the image: report it and go on.
             log.warning("%s/labels/%s: skipped (%s)", src, name, exc)
@@ -279,7 +354,13 @@ def _read_labels(
 
 
 def _read_bioformats2raw(
-    group: zarr.Group, src: str, attrs: Mapping[str, Any], *, series: int | str, with_labels: bool
+    group: zarr.Group,
+    src: str,
+    attrs: Mapping[str, Any],
+    *,
+    series: int | str,
+    with_labels: bool,
+    coordinate_system: str | None = None,
 ) -> MultiscaleImage:
     names: list[str] = []
     try:
@@ -304,7 +385,13 @@ def _read_bioformats2raw(
     if chosen not in names:
         raise InvalidMetadataError(src, "series", f"no series {series!r}; have {names}")
     sub = _child_group(group, chosen, src, f"series {chosen}")
-    image = _read_image(sub, _join(src, chosen), _attrs(sub), with_labels=with_labels)
+    image = _read_image(
+        sub,
+        _join(src, chosen),
+        _attrs(sub),
+        with_labels=with_labels,
+        coordinate_system=coordinate_system,
+    )
     image.attrs = {
         **image.attrs,
         "bioformats2raw": {"root": src, "series": names, "opened": chosen},
@@ -320,7 +407,12 @@ def _read_bioformats2raw(
 
 
 def _read_well(
-    group: zarr.Group, src: str, attrs: Mapping[str, Any], *, with_labels: bool
+    group: zarr.Group,
+    src: str,
+    attrs: Mapping[str, Any],
+    *,
+    with_labels: bool,
+    coordinate_system: str | None = None,
 ) -> MultiscaleImage:
     ome, _ = ngff_attrs(attrs)
     images = _mapping(ome.get("well")).get("images")
@@ -330,7 +422,13 @@ def _read_well(
     if not isinstance(path, str):
         raise InvalidMetadataError(src, "well.images[0].path", "each field needs a path")
     sub = _child_group(group, path, src, "well.images[0].path")
-    image = _read_image(sub, _join(src, path), _attrs(sub), with_labels=with_labels)
+    image = _read_image(
+        sub,
+        _join(src, path),
+        _attrs(sub),
+        with_labels=with_labels,
+        coordinate_system=coordinate_system,
+    )
     if len(images) > 1:
         image.notes.append(f"well has {len(images)} fields; showing field '{path}'")
     return image
@@ -418,7 +516,12 @@ class PlateMosaic(LazyArray):
 
 
 def _read_plate(
-    group: zarr.Group, src: str, attrs: Mapping[str, Any], *, plate_level: int | None
+    group: zarr.Group,
+    src: str,
+    attrs: Mapping[str, Any],
+    *,
+    plate_level: int | None,
+    coordinate_system: str | None = None,
 ) -> MultiscaleImage:
     ome, _ = ngff_attrs(attrs)
     plate = ome.get("plate")
@@ -462,7 +565,11 @@ def _read_plate(
     field = images[0]["path"]
     field_group = _child_group(first_well, field, well_src, "well.images[0].path")
     template = _read_image(
-        field_group, _join(src, f"{first_path}/{field}"), _attrs(field_group), with_labels=False
+        field_group,
+        _join(src, f"{first_path}/{field}"),
+        _attrs(field_group),
+        with_labels=False,
+        coordinate_system=coordinate_system,
     )
     n_rows = max(len(row_names), 1 + max(p[0] for p in positions.values()))
     n_cols = max(len(col_names), 1 + max(p[1] for p in positions.values()))
