@@ -9,6 +9,7 @@ zarr arrays themselves (0.6 matrices stored in small zarr arrays are read too).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
