@@ -764,12 +764,12 @@ def test_memory_is_bounded_by_blocks_not_by_the_image(tmp_path):
 
 
 def test_peak_blocks_in_flight_is_bounded(tmp_path, monkeypatch):
-    import napari_zarrnii.core.pyramid as pyramid
+    import napari_zarrnii.core.pyramid.engine as engine
 
     running = []
     peak = [0]
     lock = threading.Lock()
-    original = pyramid._read_region
+    original = engine._read_region
 
     def counting(array, region, dtype):
         with lock:
@@ -781,8 +781,8 @@ def test_peak_blocks_in_flight_is_bounded(tmp_path, monkeypatch):
             with lock:
                 running.pop()
 
-    monkeypatch.setattr(pyramid, "_read_region", counting)
-    monkeypatch.setattr(pyramid, "_TASK_INPUT_BYTES", 1)  # one chunk per task
+    monkeypatch.setattr(engine, "_read_region", counting)
+    monkeypatch.setattr(engine, "_TASK_INPUT_BYTES", 1)  # one chunk per task
     data = random_data((32, 32, 32), np.uint8)
     write_pyramid(make_image(data), tmp_path / "p.zarr", max_layer=2, chunks=4, workers=3)
     assert 1 <= peak[0] <= 3
