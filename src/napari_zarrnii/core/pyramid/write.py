@@ -11,14 +11,12 @@ import logging
 import math
 import os
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeAlias
 
 import numpy as np
 import zarr
-from zarr.core.array_spec import ArrayConfig
 from zarr.core.common import ZarrFormat
 
 from ..model import ChannelInfo, Level, MultiscaleImage, Window
@@ -32,7 +30,18 @@ from .codecs import (
     merge_storage_options,
     resolve_compressor,
 )
-from .engine import Cancel, ProgressCallback, _LevelJob, _Runner, _source_chunks, _task_unit
+from .engine import (
+    ARRAY_CONFIG,
+    ArrayLocation,
+    BlockExecutor,
+    Cancel,
+    ProgressCallback,
+    ThreadExecutor,
+    _LevelJob,
+    _Runner,
+    _source_chunks,
+    _task_unit,
+)
 from .kernels import SCALING_METHODS
 from .plan import (
     AS_IS,
@@ -51,10 +60,6 @@ log = logging.getLogger(__name__)
 
 #: A destination folder.
 StorePath: TypeAlias = str | os.PathLike[str]
-
-#: Arrays are written with ``write_empty_chunks``: the engine skips all-fill blocks
-#: itself, which spares zarr that check on every chunk.
-_ARRAY_CONFIG = ArrayConfig(order="C", write_empty_chunks=True)
 
 
 def _create_array(
@@ -78,7 +83,7 @@ def _create_array(
         chunks=lp.chunks,
         compressors=compressors,
         fill_value=0,
-        config=_ARRAY_CONFIG,
+        config=ARRAY_CONFIG,
         **kwargs,
     )
 
@@ -188,67 +193,97 @@ def _write_store(
         for name, lplan in label_plans.items()
     }
     all_jobs = jobs + [j for js in label_jobs.values() for j in js]
-    runner = _Runner(
-        workers or os.cpu_count() or 1, sum(j.n_tasks() for j in all_jobs), progress, cancel
-    )
+    runner = _Runner(sum(j.n_tasks() for j in all_jobs), progress, cancel)
     runner.check_cancel()
-    log.info(
-        "writing %s: %d levels%s, %s, %d blocks, %d workers",
-        path,
-        plan.num_levels,
-        f" + {len(label_plans)} label images" if label_plans else "",
-        describe_compressor(compressor, spec.zarr_format),
-        runner.total,
-        runner.workers,
-    )
-    with atomic_destination(path, overwrite=overwrite) as tmp:
-        zarr_format: ZarrFormat = 2 if spec.zarr_format == 2 else 3
-        root = zarr.create_group(store=str(tmp), zarr_format=zarr_format)
-        label_groups: dict[str, zarr.Group] = {}
-        for name, lplan in [("", plan), *label_plans.items()]:
-            if name:
-                label_groups[name] = root.require_group("labels").require_group(name)
-            codecs = resolve_compressor(compressor, spec.zarr_format, lplan.dtype.itemsize)
-            for job in label_jobs[name] if name else jobs:
-                job.target = _create_array(root, job.path, job.plan, lplan, codecs)
-        with ThreadPoolExecutor(runner.workers, thread_name_prefix="zarrnii-pyramid") as pool:
-            runner.run(pool, all_jobs)
-        # metadata last: the windows come from the coarsest level as written
-        out_name = omero.get("name") if isinstance(omero, Mapping) else None
-        out_image = _output_image(image, plan, jobs, name=out_name or image.name or _stem(path))
-        if not image.is_label:
-            out_image.channels = _output_channels(image, omero, jobs[-1].target, str(path))
-        attrs = emit_image_attrs(
-            out_image,
-            spec.version,
-            [lp.path for lp in plan.levels],
-            method=_method_for_metadata(plan.method),
+    with _executor(workers) as executor:
+        log.info(
+            "writing %s: %d levels%s, %s, %d blocks, %d workers",
+            path,
+            plan.num_levels,
+            f" + {len(label_plans)} label images" if label_plans else "",
+            describe_compressor(compressor, spec.zarr_format),
+            runner.total,
+            executor.workers,
         )
-        if image.is_label:
-            _drop_label_source(attrs)
-        if plan.method == AS_IS:
-            _keep_source_method(attrs, image)
-        root.attrs.update(attrs)
-        if label_plans:
-            labels_group = root.require_group("labels")
-            labels_group.attrs.update(emit_labels_group_attrs(list(label_plans), spec.version))
-            for name, lplan in label_plans.items():
-                src = image.labels[name]
-                lab = _output_image(
-                    src.replace(is_label=True), lplan, label_jobs[name], name=src.name or name
-                )
-                label_attrs = emit_image_attrs(
-                    lab,
-                    spec.version,
-                    [lp.path for lp in lplan.levels],
-                    method=_method_for_metadata(lplan.method),
-                )
-                if lplan.method == AS_IS:
-                    _keep_source_method(label_attrs, src)
-                label_groups[name].attrs.update(label_attrs)
-        runner.check_cancel()
-    log.info("wrote %s (%d blocks, peak %d in flight)", path, runner.done, runner.peak_in_flight)
+        with atomic_destination(path, overwrite=overwrite) as tmp:
+            _write_into(
+                tmp, image, plan, label_plans, jobs, label_jobs, omero, path, runner, executor
+            )
+    log.info(
+        "wrote %s (%d blocks, %d not all 0, peak %d in flight)",
+        path,
+        runner.done,
+        runner.written,
+        runner.peak_in_flight,
+    )
     return local_path(path)
+
+
+def _executor(workers: int | None) -> BlockExecutor[Any]:
+    return ThreadExecutor(workers or os.cpu_count() or 1)
+
+
+def _write_into(
+    tmp: Path,
+    image: MultiscaleImage,
+    plan: PyramidPlan,
+    label_plans: dict[str, PyramidPlan],
+    jobs: list[_LevelJob],
+    label_jobs: dict[str, list[_LevelJob]],
+    omero: Mapping[str, Any] | None,
+    path: StorePath,
+    runner: _Runner,
+    executor: BlockExecutor[Any],
+) -> None:
+    """Create the arrays in ``tmp``, run the blocks, write the metadata."""
+    spec = spec_for(plan.ngff_version, writing=True)
+    zarr_format: ZarrFormat = 2 if spec.zarr_format == 2 else 3
+    # Workers in other processes open the arrays by this path: make it absolute.
+    store = str(tmp.absolute())
+    root = zarr.create_group(store=store, zarr_format=zarr_format)
+    label_groups: dict[str, zarr.Group] = {}
+    for name, lplan in [("", plan), *label_plans.items()]:
+        if name:
+            label_groups[name] = root.require_group("labels").require_group(name)
+        codecs = resolve_compressor(plan.compressor, zarr_format, lplan.dtype.itemsize)
+        for job in label_jobs[name] if name else jobs:
+            array = _create_array(root, job.path, job.plan, lplan, codecs)
+            job.location = ArrayLocation(store, job.path, zarr_format, array)
+    runner.run(executor, jobs + [j for js in label_jobs.values() for j in js])
+    # metadata last: the windows come from the coarsest level as written
+    out_name = omero.get("name") if isinstance(omero, Mapping) else None
+    out_image = _output_image(image, plan, jobs, name=out_name or image.name or _stem(path))
+    if not image.is_label:
+        out_image.channels = _output_channels(image, omero, jobs[-1].target, str(path))
+    attrs = emit_image_attrs(
+        out_image,
+        spec.version,
+        [lp.path for lp in plan.levels],
+        method=_method_for_metadata(plan.method),
+    )
+    if image.is_label:
+        _drop_label_source(attrs)
+    if plan.method == AS_IS:
+        _keep_source_method(attrs, image)
+    root.attrs.update(attrs)
+    if label_plans:
+        labels_group = root.require_group("labels")
+        labels_group.attrs.update(emit_labels_group_attrs(list(label_plans), spec.version))
+        for name, lplan in label_plans.items():
+            src = image.labels[name]
+            lab = _output_image(
+                src.replace(is_label=True), lplan, label_jobs[name], name=src.name or name
+            )
+            label_attrs = emit_image_attrs(
+                lab,
+                spec.version,
+                [lp.path for lp in lplan.levels],
+                method=_method_for_metadata(lplan.method),
+            )
+            if lplan.method == AS_IS:
+                _keep_source_method(label_attrs, src)
+            label_groups[name].attrs.update(label_attrs)
+    runner.check_cancel()
 
 
 def _stem(path: StorePath) -> str:
