@@ -12,13 +12,13 @@ Plan, preview and write are kept apart:
   with a bounded number of blocks in flight: peak memory is about ``block size x
   workers``, whatever the image size.  A block of level k+1 starts as soon as the
   blocks of level k it reads are written, so levels overlap.  Blocks are
-  self-contained tasks (:func:`~.engine.run_block`) run by an executor (a thread
-  pool).  :func:`write_levels` writes the levels of an existing multiscale image as
-  they are.
+  self-contained tasks (:func:`~.engine.run_block`) run by an executor: a thread pool,
+  or the workers of a ``dask.distributed`` client (``client=``).  :func:`write_levels`
+  writes the levels of an existing multiscale image as they are.
 
 Modules: :mod:`.plan` (plans), :mod:`.kernels` (block reductions), :mod:`.codecs`
 (compressors, storage options), :mod:`.engine` (block tasks, executors, the
-scheduler), :mod:`.write` (stores).
+scheduler), :mod:`.cluster` (the dask.distributed executor), :mod:`.write` (stores).
 
 A block is one output chunk (one shard when sharding), grouped up to ~1 MiB of input
 when chunks are small; with a chunked source (dask, zarr) whose chunks are multiples of

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import zarr
@@ -53,6 +53,9 @@ from .plan import (
     plan_levels,
     plan_pyramid,
 )
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 __all__ = ["write_levels", "write_pyramid"]
 
@@ -181,6 +184,7 @@ def _write_store(
     progress: ProgressCallback | None,
     cancel: Cancel | None,
     workers: int | None,
+    client: Client | None,
 ) -> Path:
     spec = spec_for(plan.ngff_version, writing=True)
     _check_ngff_axes(plan.axes, image.name or "image")
@@ -195,7 +199,7 @@ def _write_store(
     all_jobs = jobs + [j for js in label_jobs.values() for j in js]
     runner = _Runner(sum(j.n_tasks() for j in all_jobs), progress, cancel)
     runner.check_cancel()
-    with _executor(workers) as executor:
+    with _executor(workers, client) as executor:
         log.info(
             "writing %s: %d levels%s, %s, %d blocks, %d workers",
             path,
@@ -219,8 +223,14 @@ def _write_store(
     return local_path(path)
 
 
-def _executor(workers: int | None) -> BlockExecutor[Any]:
-    return ThreadExecutor(workers or os.cpu_count() or 1)
+def _executor(workers: int | None, client: Client | None) -> BlockExecutor[Any]:
+    if client is None:
+        return ThreadExecutor(workers or os.cpu_count() or 1)
+    from .cluster import DistributedExecutor
+
+    if workers is not None:
+        log.info("workers=%d ignored: blocks run on the cluster's workers", workers)
+    return DistributedExecutor(client)
 
 
 def _write_into(
@@ -347,15 +357,16 @@ def write_pyramid(
     cancel: Cancel | None = None,
     workers: int | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    client: Client | None = None,
     **plan_kwargs: Any,
 ) -> Path:
     """Build and write a multiscale OME-Zarr from ``image.levels[0]``, out of core.
 
     Level 0 is copied from the source in chunk-aligned blocks (a dask source is computed
     block by block); every next level is computed from the previous level as written on
-    disk, block by block, in ``workers`` threads with at most ``2 x workers`` blocks in
-    flight.  Label images in ``image.labels`` are written under ``labels/<name>`` with
-    the same factors and a label-safe method.
+    disk, block by block, in ``workers`` threads (or on the workers of ``client``) with
+    at most two blocks per thread in flight.  Label images in ``image.labels`` are
+    written under ``labels/<name>`` with the same factors and a label-safe method.
 
     Parameters
     ----------
@@ -383,10 +394,16 @@ def write_pyramid(
         A :class:`threading.Event` or a callable returning True to stop: raises
         :class:`~napari_zarrnii.CancelledError` and leaves nothing behind.
     workers
-        Threads (default ``os.cpu_count()``).
+        Threads (default ``os.cpu_count()``); ignored with a ``client``.
     storage_options
         ``{'compressor': ..., 'chunks': ..., 'shards': ...}`` (see
         :func:`resolve_storage_options`).
+    client
+        A ``distributed.Client``: blocks run as tasks on its workers, which write into
+        the destination folder themselves (it must be on a filesystem they share, and
+        they must be able to import napari_zarrnii and read the source).  The store is
+        byte-identical to the threaded one.  Needs ``dask.distributed``
+        (:class:`~napari_zarrnii.MissingDependencyError` otherwise).
 
     Returns
     -------
@@ -426,6 +443,7 @@ def write_pyramid(
         progress=progress,
         cancel=cancel,
         workers=workers,
+        client=client,
     )
 
 
@@ -443,14 +461,15 @@ def write_levels(
     cancel: Cancel | None = None,
     workers: int | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    client: Client | None = None,
 ) -> Path:
     """Write every level of ``image`` as it is (no downsampling), e.g. a napari multiscale.
 
     Each level keeps its own scale and translation; labels in ``image.labels`` are
     written as they are under ``labels/<name>``.  Levels read from an OME-Zarr keep the
     multiscale ``type`` and ``metadata`` (the downsampling method) stored there.  Same
-    safety, atomicity, progress and cancellation as :func:`write_pyramid`, whose
-    parameters these are.
+    safety, atomicity, progress, cancellation and ``client`` as :func:`write_pyramid`,
+    whose parameters these are.
     """
     options = merge_storage_options(
         storage_options, compressor=compressor, chunks=chunks, shards=shards
@@ -473,4 +492,5 @@ def write_levels(
         progress=progress,
         cancel=cancel,
         workers=workers,
+        client=client,
     )
