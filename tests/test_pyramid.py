@@ -764,12 +764,12 @@ def test_memory_is_bounded_by_blocks_not_by_the_image(tmp_path):
 
 
 def test_peak_blocks_in_flight_is_bounded(tmp_path, monkeypatch):
-    import napari_zarrnii.core.pyramid as pyramid
+    import napari_zarrnii.core.pyramid.engine as engine
 
     running = []
     peak = [0]
     lock = threading.Lock()
-    original = pyramid._read_region
+    original = engine._read_region
 
     def counting(array, region, dtype):
         with lock:
@@ -781,8 +781,8 @@ def test_peak_blocks_in_flight_is_bounded(tmp_path, monkeypatch):
             with lock:
                 running.pop()
 
-    monkeypatch.setattr(pyramid, "_read_region", counting)
-    monkeypatch.setattr(pyramid, "_TASK_INPUT_BYTES", 1)  # one chunk per task
+    monkeypatch.setattr(engine, "_read_region", counting)
+    monkeypatch.setattr(engine, "_TASK_INPUT_BYTES", 1)  # one chunk per task
     data = random_data((32, 32, 32), np.uint8)
     write_pyramid(make_image(data), tmp_path / "p.zarr", max_layer=2, chunks=4, workers=3)
     assert 1 <= peak[0] <= 3
@@ -802,3 +802,79 @@ def test_generated_blocks_cover_the_level_exactly():
     )
     assert [p[0][0] for p in pieces] == [slice(0, 6), slice(6, 12), slice(12, 18), slice(18, 20)]
     assert [p[1][0] for p in pieces] == [slice(0, 3), slice(3, 6), slice(6, 9), slice(9, 10)]
+
+
+# -- block tasks ---------------------------------------------------------------------------------
+
+
+def store_bytes(path: Path) -> dict[str, bytes]:
+    """Every file of a store (relative path -> content): equal stores are byte-identical."""
+    return {p.relative_to(path).as_posix(): p.read_bytes() for p in path.rglob("*") if p.is_file()}
+
+
+def image_with_channels_and_labels(source_kind: str = "numpy") -> MultiscaleImage:
+    """2 channels (one mostly 0, so some blocks are skipped) and a label image."""
+    data = random_data((2, 12, 40, 36), np.uint16)
+    data[1, :, :20] = 0
+    seg = np.zeros((12, 40, 36), np.uint32)
+    seg[2:9, 5:30, 4:20] = 7
+    seg[:, 20:, 20:] = 3
+    if source_kind == "dask":
+        source = da.from_array(data, chunks=(1, 6, 16, 16))
+    elif source_kind == "zarr":
+        source = zarr.create_array(zarr.storage.MemoryStore(), data=data, chunks=(1, 8, 16, 16))
+    else:
+        source = data
+    label = make_image(seg, scale=(3.0, 1.0, 1.0), is_label=True)
+    return make_image(
+        source, "czyx", scale=(1.0, 3.0, 1.0, 1.0), labels={"cells": label}, name="cells+dapi"
+    )
+
+
+def test_block_tasks_are_self_contained(tmp_path, monkeypatch):
+    """Tasks run from pickled copies (as on another process) write the same store."""
+    import pickle
+    from concurrent.futures import Future
+
+    from napari_zarrnii.core.pyramid import engine
+    from napari_zarrnii.core.pyramid import write as write_module
+    from napari_zarrnii.core.pyramid.engine import BlockExecutor, run_block
+
+    monkeypatch.setattr(engine, "_TASK_INPUT_BYTES", 1)  # one chunk per task
+
+    shipped = []
+
+    class PicklingExecutor(BlockExecutor[Future]):
+        ships_tasks = True
+
+        @property
+        def workers(self) -> int:
+            return 1
+
+        def submit(self, task):
+            copy = pickle.loads(pickle.dumps(task))
+            assert copy.target._array is None  # opened from its store path
+            shipped.append(len(pickle.dumps(task)))
+            future = Future()
+            future.set_result(run_block(copy))
+            return future
+
+        def wait_any(self, futures):
+            return [f for f in futures if f.done()]
+
+        def drain(self, futures):
+            pass
+
+    for kind in ("numpy", "dask"):
+        image = image_with_channels_and_labels(kind)
+        threaded = write_pyramid(image, tmp_path / f"{kind}-t.zarr", max_layer=2, chunks=16)
+        with monkeypatch.context() as m:
+            m.setattr(write_module, "_executor", lambda *args, **kwargs: PicklingExecutor())
+            shipped.clear()
+            pickled = write_pyramid(image, tmp_path / f"{kind}-p.zarr", max_layer=2, chunks=16)
+        assert shipped, "the pickling executor was not used"
+        # a task carries its block of the source, never the whole image
+        assert max(shipped) < image.levels[0].data.nbytes / 4
+        want = store_bytes(threaded)
+        assert len(want) > 20
+        assert store_bytes(pickled) == want

@@ -1,0 +1,608 @@
+"""The block engine: levels written block by block, a bounded number in flight.
+
+Level 0 is streamed from the source in chunk-aligned blocks; every next level is
+computed from the previous level *as written*, block by block.  A block of level k+1
+is submitted as soon as the blocks of level k it reads are written, so levels overlap;
+memory is bounded by the blocks in flight, whatever the image size.
+
+Two parts, kept apart so that the same scheduler runs blocks in threads or on a
+dask.distributed cluster:
+
+* a block is a self-contained task: :func:`run_block` receives a picklable
+  :class:`BlockTask` (the source or a picklable slice of it, the target's store
+  folder and array path, the region), reads its input, writes its output itself and
+  returns a small :class:`BlockResult` -- no pixels come back;
+* :class:`BlockExecutor` runs tasks: :class:`ThreadExecutor` (the default) in a
+  thread pool of this process, :class:`~.cluster.DistributedExecutor` on the workers
+  of a ``distributed.Client``.  :class:`_Runner` decides what to submit and when.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import threading
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, ClassVar, Generic, Protocol, TypeAlias, TypeVar
+
+import numpy as np
+import zarr
+from zarr.core.array_spec import ArrayConfig
+from zarr.core.common import ZarrFormat
+
+from ..._errors import CancelledError
+from .kernels import downsample_block
+from .plan import LevelPlan
+
+__all__ = [
+    "ArrayLocation",
+    "BlockExecutor",
+    "BlockFuture",
+    "BlockResult",
+    "BlockTask",
+    "Cancel",
+    "CancelEvent",
+    "ProgressCallback",
+    "ThreadExecutor",
+    "run_block",
+]
+
+log = logging.getLogger(__name__)
+
+#: ``progress(done_blocks, total_blocks, message)``, called in the calling thread.
+ProgressCallback: TypeAlias = Callable[[int, int, str], None]
+
+
+class CancelEvent(Protocol):
+    """Anything with ``is_set()``, such as :class:`threading.Event`."""
+
+    def is_set(self) -> bool:
+        """True once the operation should stop."""
+        ...
+
+
+#: A cancel signal: an event (``is_set()``) or a callable returning True to stop.
+Cancel: TypeAlias = CancelEvent | Callable[[], bool]
+
+#: Aim for about this many input bytes per task when chunks are small: fewer, larger
+#: zarr calls, memory still bounded by ``workers x task``.
+_TASK_INPUT_BYTES = 2**20
+#: Never group chunks into a task larger than this (input bytes).
+_TASK_MAX_BYTES = 64 * 2**20
+#: Arrays are written with ``write_empty_chunks``: :func:`run_block` skips all-fill
+#: blocks itself, which spares zarr that check on every chunk.
+ARRAY_CONFIG = ArrayConfig(order="C", write_empty_chunks=True)
+
+
+# ----------------------------------------------------------------------------------------
+# block geometry and sources
+# ----------------------------------------------------------------------------------------
+
+
+def _is_dask(array: Any) -> bool:
+    return type(array).__module__.startswith("dask") and hasattr(array, "dask")
+
+
+def _source_chunks(array: Any) -> tuple[int, ...] | None:
+    chunks = getattr(array, "chunks", None)
+    if not chunks:
+        return None
+    if isinstance(chunks[0], tuple):
+        return tuple(int(c[0]) if c else 1 for c in chunks)
+    try:
+        return tuple(int(c) for c in chunks)
+    except (TypeError, ValueError):
+        return None
+
+
+def _read_region(array: Any, region: tuple[slice, ...], dtype: np.dtype) -> np.ndarray:
+    if _is_dask(array):
+        # One small graph per block, computed in this worker thread: never the whole.
+        block = array[region].compute(scheduler="synchronous")
+    else:
+        block = array[region]
+    return np.asarray(block, dtype=dtype)
+
+
+def _task_unit(
+    base: tuple[int, ...],
+    shape: tuple[int, ...],
+    in_itemsize: int,
+    factors: tuple[int, ...],
+    prefer: tuple[int, ...] | None,
+) -> tuple[int, ...]:
+    """Output block per task: whole chunks (or shards), grouped up to the byte target.
+
+    With a chunked source (level 0), blocks grow to whole source chunks when those are
+    multiples of ours, so no source chunk is computed or decoded twice.
+    """
+    scale = math.prod(factors) * in_itemsize
+    unit = list(base)
+    if prefer is not None and len(prefer) == len(unit):
+        grown = [p if p % u == 0 and p > u else u for u, p in zip(unit, prefer)]
+        if math.prod(min(g, n) for g, n in zip(grown, shape)) * scale <= _TASK_MAX_BYTES:
+            unit = grown
+    # Grow small blocks along the outer axes first (contiguous slabs in C order).
+    for axis in range(len(unit)):
+        while (
+            math.prod(min(u, n) for u, n in zip(unit, shape)) * scale * 2 <= _TASK_INPUT_BYTES
+            and unit[axis] < shape[axis]
+        ):
+            unit[axis] *= 2
+    return tuple(min(u, -(-n // b) * b) for u, n, b in zip(unit, shape, base))
+
+
+def _region(index: Sequence[int], unit: Sequence[int], shape: Sequence[int]) -> tuple[slice, ...]:
+    return tuple(slice(i * u, min((i + 1) * u, n)) for i, u, n in zip(index, unit, shape))
+
+
+def _regions(shape: tuple[int, ...], unit: tuple[int, ...]) -> Iterator[tuple[slice, ...]]:
+    grid = [range(-(-n // u)) for n, u in zip(shape, unit)]
+    for index in itertools.product(*grid):
+        yield _region(index, unit, shape)
+
+
+def _input_pieces(
+    in_region: tuple[slice, ...],
+    out_region: tuple[slice, ...],
+    src_chunks: Sequence[int],
+    factors: Sequence[int],
+) -> list[tuple[tuple[slice, ...], tuple[slice, ...]]]:
+    """Split a task's input along one axis into whole source chunks (whole blocks too).
+
+    Every source chunk is still read once, but only a slab of the input is in memory
+    at a time: the task holds its output plus one slab.
+    """
+    for axis, (r, c, f) in enumerate(zip(in_region, src_chunks, factors)):
+        if r.stop - r.start <= c:
+            continue
+        step = math.lcm(int(c), int(f))
+        if r.stop - r.start <= step:
+            continue
+        pieces = []
+        for start in range(r.start, r.stop, step):
+            stop = min(start + step, r.stop)
+            src = list(in_region)
+            dst = [slice(0, o.stop - o.start) for o in out_region]
+            src[axis] = slice(start, stop)
+            o0 = (start - r.start) // f
+            dst[axis] = slice(o0, o0 + -(-(stop - start) // f))
+            pieces.append((tuple(src), tuple(dst)))
+        return pieces
+    return [(in_region, tuple(slice(0, o.stop - o.start) for o in out_region))]
+
+
+# ----------------------------------------------------------------------------------------
+# self-contained block tasks
+# ----------------------------------------------------------------------------------------
+
+#: Arrays opened by :meth:`ArrayLocation.open` in this process (a worker opens each
+#: level once, not once per block); bounded, the oldest are forgotten first.
+_OPEN_ARRAYS: OrderedDict[tuple[str, str], zarr.Array] = OrderedDict()
+_OPEN_ARRAYS_MAX = 32
+_OPEN_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ArrayLocation:
+    """Where a level is stored: a local zarr store folder and the array's path in it.
+
+    Pickles to the two strings and the zarr format; the array is opened where it is
+    used (once per process).  The array the writer created is attached in its own
+    process, so the thread executor never opens anything again.
+    """
+
+    store: str
+    path: str
+    zarr_format: ZarrFormat
+    _array: zarr.Array | None = field(default=None, compare=False, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"store": self.store, "path": self.path, "zarr_format": self.zarr_format}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "_array", None)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of the array (opens it)."""
+        return tuple(self.open().shape)
+
+    def open(self) -> zarr.Array:
+        """The array, writable, with the writer's array config."""
+        if self._array is not None:
+            return self._array
+        key = (self.store, self.path)
+        with _OPEN_LOCK:
+            array = _OPEN_ARRAYS.get(key)
+            if array is not None:
+                _OPEN_ARRAYS.move_to_end(key)
+                return array
+        array = zarr.open_array(
+            store=self.store, path=self.path, mode="r+", zarr_format=self.zarr_format
+        ).with_config(ARRAY_CONFIG)
+        with _OPEN_LOCK:
+            _OPEN_ARRAYS[key] = array
+            while len(_OPEN_ARRAYS) > _OPEN_ARRAYS_MAX:
+                _OPEN_ARRAYS.popitem(last=False)
+        return array
+
+
+@dataclass(frozen=True)
+class BlockTask:
+    """One block to compute and write; everything in it pickles.
+
+    Attributes
+    ----------
+    source
+        What to read: the previous level (an :class:`ArrayLocation`), the source array,
+        or (for tasks sent to other processes) the part of an in-memory or dask source
+        that this block reads.
+    in_region
+        The region of ``source`` to read.
+    src_chunks
+        Chunk shape of the source: a large input is read one slab of whole chunks at
+        a time.
+    target
+        Where to write.
+    out_region
+        The region of the target to write.
+    factors, method
+        Downsampling factors (all 1 to copy) and method.
+    dtype
+        Data type of the target.
+    """
+
+    source: Any
+    in_region: tuple[slice, ...]
+    src_chunks: tuple[int, ...]
+    target: ArrayLocation
+    out_region: tuple[slice, ...]
+    factors: tuple[int, ...]
+    method: str
+    dtype: np.dtype[Any]
+
+
+@dataclass(frozen=True)
+class BlockResult:
+    """What a block task returns: the region it covered and whether it wrote it.
+
+    ``written`` is False for a block that is entirely 0 (the fill value): nothing is
+    stored for it.
+    """
+
+    out_region: tuple[slice, ...]
+    written: bool
+
+
+def run_block(task: BlockTask) -> BlockResult:
+    """Read a block's input, downsample it, write it to the target: one task.
+
+    Runs in a worker thread or on a dask.distributed worker; only a small
+    :class:`BlockResult` is returned.
+    """
+    source = task.source.open() if isinstance(task.source, ArrayLocation) else task.source
+    out_region = task.out_region
+    if all(f == 1 for f in task.factors):
+        out = _read_region(source, task.in_region, task.dtype)
+    else:
+        pieces = _input_pieces(task.in_region, out_region, task.src_chunks, task.factors)
+        if len(pieces) == 1:
+            block = _read_region(source, task.in_region, task.dtype)
+            out = downsample_block(block, task.factors, task.method)
+        else:
+            out = np.empty(tuple(r.stop - r.start for r in out_region), task.dtype)
+            for src_piece, dst_piece in pieces:
+                block = _read_region(source, src_piece, task.dtype)
+                out[dst_piece] = downsample_block(block, task.factors, task.method)
+                del block
+    # Whole-chunk writes of all-fill blocks are skipped, as zarr itself would (arrays
+    # are created with write_empty_chunks=True to spare zarr that check per chunk).
+    written = bool(out.any())
+    if written:
+        task.target.open()[out_region] = out
+    return BlockResult(out_region, written)
+
+
+def _portable(source: Any, region: tuple[slice, ...]) -> tuple[Any, tuple[slice, ...]]:
+    """What a task sent to another process reads: only the block's part of the source.
+
+    An in-memory array is cut to the region (pickling the view copies only it); a dask
+    array to the region's sub-graph.  Other arrays (zarr, lazy file readers) pickle as
+    a reference to their storage and are sent as they are.
+    """
+    relative = tuple(slice(0, r.stop - r.start) for r in region)
+    if isinstance(source, np.ndarray):
+        return source[region], relative
+    if _is_dask(source):
+        import dask
+
+        (sub,) = dask.optimize(source[region])
+        return sub, relative
+    return source, region
+
+
+# ----------------------------------------------------------------------------------------
+# executors
+# ----------------------------------------------------------------------------------------
+
+
+class BlockFuture(Protocol):
+    """A submitted block: ``concurrent.futures.Future`` or ``distributed.Future``."""
+
+    def result(self) -> BlockResult:
+        """The block's result; raises the task's exception."""
+        ...
+
+
+#: The future type of an executor.
+F = TypeVar("F", bound=BlockFuture)
+
+
+_E = TypeVar("_E", bound="BlockExecutor[Any]")
+
+
+class BlockExecutor(ABC, Generic[F]):
+    """Runs block tasks; the scheduler decides which block goes when.
+
+    An executor is used as a context manager by one write.  The scheduler keeps at most
+    :attr:`slots` blocks submitted and not yet collected.
+    """
+
+    #: Tasks leave this process (they are pickled): in-memory and dask sources are cut
+    #: to each block's region before they are sent.
+    ships_tasks: ClassVar[bool] = False
+
+    @property
+    @abstractmethod
+    def workers(self) -> int:
+        """Blocks that run at the same time (threads, or the cluster's threads)."""
+
+    @property
+    def slots(self) -> int:
+        """Blocks in flight at most: two per worker thread, so none waits idle."""
+        return 2 * self.workers
+
+    @abstractmethod
+    def submit(self, task: BlockTask) -> F:
+        """Start running ``task`` (:func:`run_block`)."""
+
+    @abstractmethod
+    def wait_any(self, futures: Collection[F]) -> Collection[F]:
+        """Wait until at least one of ``futures`` is done; return those done."""
+
+    @abstractmethod
+    def drain(self, futures: Collection[F]) -> None:
+        """After an error or a cancel: drop what has not started, wait for the rest.
+
+        Returns only when no task of ``futures`` can still write.
+        """
+
+    def close(self) -> None:
+        """Release what the executor holds (threads)."""
+
+    def __enter__(self: _E) -> _E:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class ThreadExecutor(BlockExecutor["Future[BlockResult]"]):
+    """Blocks in a thread pool of this process (numpy, zarr codecs release the GIL)."""
+
+    def __init__(self, workers: int) -> None:
+        self._workers = max(1, int(workers))
+        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="zarrnii-pyramid")
+
+    @property
+    def workers(self) -> int:
+        return self._workers
+
+    def submit(self, task: BlockTask) -> Future[BlockResult]:
+        return self._pool.submit(run_block, task)
+
+    def wait_any(
+        self, futures: Collection[Future[BlockResult]]
+    ) -> Collection[Future[BlockResult]]:
+        done, _ = wait(futures, return_when=FIRST_COMPLETED)
+        return done
+
+    def drain(self, futures: Collection[Future[BlockResult]]) -> None:
+        for future in futures:
+            future.cancel()  # only those not started yet
+        wait(futures)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+# ----------------------------------------------------------------------------------------
+# the scheduler
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _LevelJob:
+    """How to fill one output array: from which source, by which factors and method."""
+
+    name: str
+    path: str
+    plan: LevelPlan
+    dtype: np.dtype[Any]
+    #: the source array, or None to read the previous job's (already written) array
+    source: Any
+    previous: _LevelJob | None
+    factors: tuple[int, ...]
+    method: str
+    #: depth in its pyramid (0 for level 0): deeper ready blocks are scheduled first
+    depth: int = 0
+    #: where the level is written, once its array is created
+    location: ArrayLocation | None = None
+    unit: tuple[int, ...] = ()
+    done: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    _cursor: Iterator[tuple[int, ...]] | None = None
+    _head: tuple[int, ...] | None = None
+
+    @property
+    def target(self) -> zarr.Array:
+        """The written array."""
+        if self.location is None:
+            raise RuntimeError(f"{self.name}: array not created yet")  # pragma: no cover
+        return self.location.open()
+
+    @property
+    def grid(self) -> tuple[int, ...]:
+        return tuple(-(-n // u) for n, u in zip(self.plan.shape, self.unit))
+
+    def n_tasks(self) -> int:
+        return math.prod(self.grid)
+
+    def start(self) -> None:
+        self.done = np.zeros(self.grid, bool)
+        self._cursor = itertools.product(*(range(g) for g in self.grid))
+        self._head = next(self._cursor, None)
+
+    @property
+    def exhausted(self) -> bool:
+        return self._head is None
+
+    def in_region(self, out_region: tuple[slice, ...]) -> tuple[slice, ...]:
+        shape = self.source_shape
+        return tuple(
+            slice(r.start * f, min(r.stop * f, n))
+            for r, f, n in zip(out_region, self.factors, shape)
+        )
+
+    @property
+    def source_shape(self) -> tuple[int, ...]:
+        src = self.source if self.previous is None else self.previous.plan
+        return tuple(int(n) for n in src.shape)
+
+    def head_ready(self) -> bool:
+        """True when the next block's input is completely written (or comes from the source)."""
+        if self._head is None:
+            return False
+        prev = self.previous
+        if prev is None:
+            return True
+        needed = self.in_region(_region(self._head, self.unit, self.plan.shape))
+        cover = tuple(
+            slice(r.start // u, (r.stop - 1) // u + 1) for r, u in zip(needed, prev.unit)
+        )
+        return bool(prev.done[cover].all())
+
+    def pop(self) -> tuple[int, ...]:
+        assert self._cursor is not None and self._head is not None
+        index, self._head = self._head, next(self._cursor, None)
+        return index
+
+    def task(self, index: tuple[int, ...], *, portable: bool) -> BlockTask:
+        """The self-contained task of block ``index``."""
+        assert self.location is not None
+        out_region = _region(index, self.unit, self.plan.shape)
+        in_region = self.in_region(out_region)
+        source: Any
+        if self.previous is not None:
+            assert self.previous.location is not None
+            source, src_chunks = self.previous.location, self.previous.plan.chunks
+        else:
+            source = self.source
+            src_chunks = _source_chunks(source) or self.source_shape
+            if portable:
+                source, in_region = _portable(source, in_region)
+        return BlockTask(
+            source=source,
+            in_region=in_region,
+            src_chunks=src_chunks,
+            target=self.location,
+            out_region=out_region,
+            factors=self.factors,
+            method=self.method,
+            dtype=self.dtype,
+        )
+
+
+class _Runner:
+    """Schedules the blocks of all levels on an executor, a bounded number in flight.
+
+    A block of level k+1 is submitted as soon as the blocks of level k it reads are
+    written, so levels overlap instead of waiting for each other; ready blocks of
+    deeper levels go first.  Memory is bounded by the blocks in flight, not by the
+    image.  Progress is reported and cancellation checked in the calling thread.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        progress: ProgressCallback | None,
+        cancel: Cancel | None,
+    ) -> None:
+        self.total = total
+        self.done = 0
+        self.written = 0
+        self.progress = progress
+        if cancel is None:
+            self._cancelled: Callable[[], bool] = lambda: False
+        elif hasattr(cancel, "is_set"):
+            self._cancelled = cancel.is_set
+        elif callable(cancel):
+            self._cancelled = cancel
+        else:
+            raise TypeError(f"cancel must be a threading.Event or a callable, not {cancel!r}")
+        self.peak_in_flight = 0
+
+    def cancelled(self) -> bool:
+        return bool(self._cancelled())
+
+    def check_cancel(self) -> None:
+        if self.cancelled():
+            raise CancelledError("write cancelled; nothing was written")
+
+    def run(self, executor: BlockExecutor[F], jobs: Sequence[_LevelJob]) -> None:
+        for job in jobs:
+            job.start()
+        order = sorted(jobs, key=lambda j: -j.depth)  # deeper levels first when ready
+        pending: dict[F, tuple[_LevelJob, tuple[int, ...]]] = {}
+        portable = executor.ships_tasks
+        try:
+            while True:
+                while len(pending) < executor.slots:
+                    ready = next((j for j in order if j.head_ready()), None)
+                    if ready is None:
+                        break
+                    self.check_cancel()
+                    index = ready.pop()
+                    future = executor.submit(ready.task(index, portable=portable))
+                    pending[future] = (ready, index)
+                self.peak_in_flight = max(self.peak_in_flight, len(pending))
+                if not pending:
+                    if any(not j.exhausted for j in jobs):  # pragma: no cover - a bug
+                        raise RuntimeError("pyramid scheduler stalled")
+                    return
+                for future in executor.wait_any(list(pending)):
+                    job, index = pending.pop(future)
+                    result = future.result()
+                    job.done[index] = True
+                    self.done += 1
+                    self.written += result.written
+                    if self.progress is not None:
+                        self.progress(self.done, self.total, job.name)
+                self.check_cancel()
+        finally:
+            # Never leave a worker writing into a folder that is about to be removed.
+            if pending:
+                executor.drain(list(pending))

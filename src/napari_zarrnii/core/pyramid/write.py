@@ -1,0 +1,496 @@
+"""Writing OME-Zarr stores: arrays, blocks through the engine, metadata last.
+
+:func:`write_pyramid` builds a pyramid from level 0; :func:`write_levels` writes the
+levels of a multiscale image as they are.  Both write into a temporary folder beside
+the destination and rename it into place when complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import numpy as np
+import zarr
+from zarr.core.common import ZarrFormat
+
+from ..model import ChannelInfo, Level, MultiscaleImage, Window
+from ..ngff import emit_image_attrs, emit_labels_group_attrs, ngff_attrs, parse_omero, spec_for
+from ..store import atomic_destination, local_path
+from .codecs import (
+    DEFAULT_COMPRESSOR,
+    Compressor,
+    ResolvedCompressor,
+    describe_compressor,
+    merge_storage_options,
+    resolve_compressor,
+)
+from .engine import (
+    ARRAY_CONFIG,
+    ArrayLocation,
+    BlockExecutor,
+    Cancel,
+    ProgressCallback,
+    ThreadExecutor,
+    _LevelJob,
+    _Runner,
+    _source_chunks,
+    _task_unit,
+)
+from .kernels import SCALING_METHODS
+from .plan import (
+    AS_IS,
+    AxisSizes,
+    LevelPlan,
+    PyramidPlan,
+    _check_ngff_axes,
+    _label_plans_for,
+    plan_levels,
+    plan_pyramid,
+)
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+__all__ = ["write_levels", "write_pyramid"]
+
+log = logging.getLogger(__name__)
+
+#: A destination folder.
+StorePath: TypeAlias = str | os.PathLike[str]
+
+
+def _create_array(
+    group: zarr.Group,
+    path: str,
+    lp: LevelPlan,
+    plan: PyramidPlan,
+    compressors: ResolvedCompressor,
+) -> zarr.Array:
+    kwargs: dict[str, Any] = {}
+    if plan.zarr_format == 2:
+        kwargs["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
+    else:
+        kwargs["dimension_names"] = [a.name for a in plan.axes]
+        if lp.shards is not None:
+            kwargs["shards"] = lp.shards
+    return group.create_array(
+        name=path,
+        shape=lp.shape,
+        dtype=plan.dtype,
+        chunks=lp.chunks,
+        compressors=compressors,
+        fill_value=0,
+        config=ARRAY_CONFIG,
+        **kwargs,
+    )
+
+
+def _jobs_for(
+    image: MultiscaleImage, plan: PyramidPlan, prefix: str, label: str
+) -> list[_LevelJob]:
+    """One job per level: level 0 (or every level for 'as-is') from the source."""
+    jobs: list[_LevelJob] = []
+    ones = (1,) * len(plan.axes)
+    for i, lp in enumerate(plan.levels):
+        from_source = plan.method == AS_IS or i == 0
+        source = image.levels[i if plan.method == AS_IS else 0].data if from_source else None
+        factors = ones if from_source else lp.factors
+        job = _LevelJob(
+            name=f"{label}level {i}/{plan.num_levels - 1}",
+            path=f"{prefix}{lp.path}",
+            plan=lp,
+            dtype=plan.dtype,
+            source=source,
+            previous=None if from_source else jobs[i - 1],
+            factors=factors,
+            method=plan.method,
+            depth=i,
+        )
+        # Our own previous level has our chunks: no need to prefer its chunking.
+        prefer = _source_chunks(source) if from_source else None
+        job.unit = _task_unit(
+            lp.shards or lp.chunks, lp.shape, plan.dtype.itemsize, factors, prefer
+        )
+        jobs.append(job)
+    return jobs
+
+
+def _compute_windows(
+    data: np.ndarray, channel_axis: int | None, n_channels: int
+) -> list[Window | None]:
+    """Display windows per channel from (coarse) data: 0.1-99.9 percentiles, min/max."""
+    out: list[Window | None] = []
+    for c in range(n_channels):
+        values = data if channel_axis is None else np.take(data, c, axis=channel_axis)
+        values = np.asarray(values, dtype=np.float64).ravel()
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            out.append(None)
+            continue
+        lo, hi = float(values.min()), float(values.max())
+        start, end = (float(v) for v in np.percentile(values, [0.1, 99.9]))
+        if end <= start:
+            start, end = lo, hi if hi > lo else lo + 1.0
+        out.append(Window(start=start, end=end, min=lo, max=max(hi, end)))
+    return out
+
+
+def _output_channels(
+    image: MultiscaleImage, omero: Mapping[str, Any] | None, coarsest: Any, path: str
+) -> list[ChannelInfo]:
+    n = image.num_channels
+    if omero is not None:
+        channels = parse_omero(omero, n, path)
+    else:
+        channels = image.channel_infos()
+    if any(ch.window is None for ch in channels):
+        windows = _compute_windows(_sample(coarsest, image), image.channel_axis, n)
+        channels = [
+            ch if ch.window is not None or w is None else _with_window(ch, w)
+            for ch, w in zip(channels, windows)
+        ]
+    return channels
+
+
+def _sample(array: Any, image: MultiscaleImage, max_voxels: int = 2**24) -> np.ndarray:
+    """The coarsest level, strided along spatial axes when it is large (one level only)."""
+    spatial = image.spatial_axes
+    size = math.prod(int(n) for n in array.shape)
+    step = max(1, math.ceil((size / max_voxels) ** (1 / max(len(spatial), 1))))
+    index = tuple(
+        slice(None, None, step) if i in spatial else slice(None) for i in range(array.ndim)
+    )
+    return np.asarray(array[index])
+
+
+def _with_window(ch: ChannelInfo, window: Window) -> ChannelInfo:
+    return replace(ch, window=window)
+
+
+def _write_store(
+    image: MultiscaleImage,
+    path: StorePath,
+    plan: PyramidPlan,
+    label_plans: dict[str, PyramidPlan],
+    *,
+    overwrite: bool,
+    omero: Mapping[str, Any] | None,
+    progress: ProgressCallback | None,
+    cancel: Cancel | None,
+    workers: int | None,
+    client: Client | None,
+) -> Path:
+    spec = spec_for(plan.ngff_version, writing=True)
+    _check_ngff_axes(plan.axes, image.name or "image")
+    for name, lplan in label_plans.items():
+        _check_ngff_axes(lplan.axes, f"label '{name}'")
+    compressor = plan.compressor
+    jobs = _jobs_for(image, plan, "", "")
+    label_jobs = {
+        name: _jobs_for(image.labels[name], lplan, f"labels/{name}/", f"labels/{name} ")
+        for name, lplan in label_plans.items()
+    }
+    all_jobs = jobs + [j for js in label_jobs.values() for j in js]
+    runner = _Runner(sum(j.n_tasks() for j in all_jobs), progress, cancel)
+    runner.check_cancel()
+    with _executor(workers, client) as executor:
+        log.info(
+            "writing %s: %d levels%s, %s, %d blocks, %d workers",
+            path,
+            plan.num_levels,
+            f" + {len(label_plans)} label images" if label_plans else "",
+            describe_compressor(compressor, spec.zarr_format),
+            runner.total,
+            executor.workers,
+        )
+        with atomic_destination(path, overwrite=overwrite) as tmp:
+            _write_into(
+                tmp, image, plan, label_plans, jobs, label_jobs, omero, path, runner, executor
+            )
+    log.info(
+        "wrote %s (%d blocks, %d not all 0, peak %d in flight)",
+        path,
+        runner.done,
+        runner.written,
+        runner.peak_in_flight,
+    )
+    return local_path(path)
+
+
+def _executor(workers: int | None, client: Client | None) -> BlockExecutor[Any]:
+    if client is None:
+        return ThreadExecutor(workers or os.cpu_count() or 1)
+    from .cluster import DistributedExecutor
+
+    if workers is not None:
+        log.info("workers=%d ignored: blocks run on the cluster's workers", workers)
+    return DistributedExecutor(client)
+
+
+def _write_into(
+    tmp: Path,
+    image: MultiscaleImage,
+    plan: PyramidPlan,
+    label_plans: dict[str, PyramidPlan],
+    jobs: list[_LevelJob],
+    label_jobs: dict[str, list[_LevelJob]],
+    omero: Mapping[str, Any] | None,
+    path: StorePath,
+    runner: _Runner,
+    executor: BlockExecutor[Any],
+) -> None:
+    """Create the arrays in ``tmp``, run the blocks, write the metadata."""
+    spec = spec_for(plan.ngff_version, writing=True)
+    zarr_format: ZarrFormat = 2 if spec.zarr_format == 2 else 3
+    # Workers in other processes open the arrays by this path: make it absolute.
+    store = str(tmp.absolute())
+    root = zarr.create_group(store=store, zarr_format=zarr_format)
+    label_groups: dict[str, zarr.Group] = {}
+    for name, lplan in [("", plan), *label_plans.items()]:
+        if name:
+            label_groups[name] = root.require_group("labels").require_group(name)
+        codecs = resolve_compressor(plan.compressor, zarr_format, lplan.dtype.itemsize)
+        for job in label_jobs[name] if name else jobs:
+            array = _create_array(root, job.path, job.plan, lplan, codecs)
+            job.location = ArrayLocation(store, job.path, zarr_format, array)
+    runner.run(executor, jobs + [j for js in label_jobs.values() for j in js])
+    # metadata last: the windows come from the coarsest level as written
+    out_name = omero.get("name") if isinstance(omero, Mapping) else None
+    out_image = _output_image(image, plan, jobs, name=out_name or image.name or _stem(path))
+    if not image.is_label:
+        out_image.channels = _output_channels(image, omero, jobs[-1].target, str(path))
+    attrs = emit_image_attrs(
+        out_image,
+        spec.version,
+        [lp.path for lp in plan.levels],
+        method=_method_for_metadata(plan.method),
+    )
+    if image.is_label:
+        _drop_label_source(attrs)
+    if plan.method == AS_IS:
+        _keep_source_method(attrs, image)
+    root.attrs.update(attrs)
+    if label_plans:
+        labels_group = root.require_group("labels")
+        labels_group.attrs.update(emit_labels_group_attrs(list(label_plans), spec.version))
+        for name, lplan in label_plans.items():
+            src = image.labels[name]
+            lab = _output_image(
+                src.replace(is_label=True), lplan, label_jobs[name], name=src.name or name
+            )
+            label_attrs = emit_image_attrs(
+                lab,
+                spec.version,
+                [lp.path for lp in lplan.levels],
+                method=_method_for_metadata(lplan.method),
+            )
+            if lplan.method == AS_IS:
+                _keep_source_method(label_attrs, src)
+            label_groups[name].attrs.update(label_attrs)
+    runner.check_cancel()
+
+
+def _stem(path: StorePath) -> str:
+    """The store's name without ``.ome.zarr``/``.zarr``: the default multiscale name."""
+    name = local_path(path).name
+    for suffix in (".ome.zarr", ".zarr"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)] or name
+    return name
+
+
+def _method_for_metadata(method: str) -> str | None:
+    return method if method in SCALING_METHODS else None
+
+
+def _keep_source_method(attrs: dict[str, Any], image: MultiscaleImage) -> None:
+    """Levels copied as they are keep the ``type``/``metadata`` of the multiscale they
+    were read from (the one whose dataset paths are the image's level paths)."""
+    source, _ = ngff_attrs(image.attrs or {})
+    entries = source.get("multiscales")
+    paths = [lvl.path for lvl in image.levels]
+    for ms in entries if isinstance(entries, list) else []:
+        datasets = ms.get("datasets") if isinstance(ms, Mapping) else None
+        if (
+            not isinstance(datasets, list)
+            or [d.get("path") if isinstance(d, Mapping) else None for d in datasets] != paths
+        ):
+            continue
+        out = attrs.get("ome", attrs)["multiscales"][0]
+        if isinstance(ms.get("type"), str):
+            out["type"] = ms["type"]
+        if isinstance(ms.get("metadata"), Mapping):
+            out["metadata"] = dict(ms["metadata"])
+        return
+
+
+def _drop_label_source(attrs: dict[str, Any]) -> None:
+    block = attrs.get("ome", attrs).get("image-label")
+    if isinstance(block, dict):
+        block.pop("source", None)
+
+
+def _output_image(
+    image: MultiscaleImage, plan: PyramidPlan, jobs: list[_LevelJob], name: str | None
+) -> MultiscaleImage:
+    levels = [
+        Level(lp.path, job.target, lp.scale, lp.translation) for lp, job in zip(plan.levels, jobs)
+    ]
+    return image.replace(levels=levels, name=name, labels={})
+
+
+def write_pyramid(
+    image: MultiscaleImage,
+    path: StorePath,
+    plan: PyramidPlan | None = None,
+    *,
+    overwrite: bool = False,
+    compressor: Compressor = DEFAULT_COMPRESSOR,
+    omero: Mapping[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: Cancel | None = None,
+    workers: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    client: Client | None = None,
+    **plan_kwargs: Any,
+) -> Path:
+    """Build and write a multiscale OME-Zarr from ``image.levels[0]``, out of core.
+
+    Level 0 is copied from the source in chunk-aligned blocks (a dask source is computed
+    block by block); every next level is computed from the previous level as written on
+    disk, block by block, in ``workers`` threads (or on the workers of ``client``) with
+    at most two blocks per thread in flight.  Label images in ``image.labels`` are
+    written under ``labels/<name>`` with the same factors and a label-safe method.
+
+    Parameters
+    ----------
+    image
+        The image (its level 0 is the source; other levels are ignored).
+    path
+        Destination folder (``.ome.zarr``).  Written aside and renamed into place.
+    plan
+        A plan from :func:`plan_pyramid`; when None one is made from ``plan_kwargs``
+        (``max_layer``, ``downsample_factors``, ``chunks``, ``shards``,
+        ``scaling_method``, ``ngff_version``).
+    overwrite
+        Replace an existing destination (else :class:`DestinationExistsError`).
+    compressor
+        ``'default'`` (Blosc zstd clevel 3 bit-shuffle), None for no compression, or a
+        codec (see :func:`resolve_compressor`).  Overrides the plan's.
+    omero
+        Channel metadata, e.g. ``{'name': 'Brain', 'channels': [{'label': 'DAPI',
+        'color': 'blue', 'window': {...}}]}``; default ``image.channels``.  Missing
+        windows are computed from the coarsest written level.
+    progress
+        ``progress(done_blocks, total_blocks, message)``, called in the calling thread
+        after every block.  An exception raised by it aborts the write.
+    cancel
+        A :class:`threading.Event` or a callable returning True to stop: raises
+        :class:`~napari_zarrnii.CancelledError` and leaves nothing behind.
+    workers
+        Threads (default ``os.cpu_count()``); ignored with a ``client``.
+    storage_options
+        ``{'compressor': ..., 'chunks': ..., 'shards': ...}`` (see
+        :func:`resolve_storage_options`).
+    client
+        A ``distributed.Client``: blocks run as tasks on its workers, which write into
+        the destination folder themselves (it must be on a filesystem they share, and
+        they must be able to import napari_zarrnii and read the source).  The store is
+        byte-identical to the threaded one.  Needs ``dask.distributed``
+        (:class:`~napari_zarrnii.MissingDependencyError` otherwise).
+
+    Returns
+    -------
+    pathlib.Path
+        The written store.
+    """
+    if plan is not None and plan_kwargs:
+        raise ValueError(f"give either a plan or plan arguments, not both ({sorted(plan_kwargs)})")
+    options = merge_storage_options(
+        storage_options,
+        compressor=compressor,
+        chunks=plan_kwargs.get("chunks"),
+        shards=plan_kwargs.get("shards"),
+    )
+    compressor = options["compressor"]
+    if plan is None:
+        plan_kwargs["chunks"] = options["chunks"]
+        plan_kwargs["shards"] = options["shards"]
+    elif options["chunks"] is not None or options["shards"] is not None:
+        log.warning("storage_options chunks/shards ignored: the plan given sets them")
+    if plan is None:
+        plan = plan_pyramid(image, **plan_kwargs)
+    if plan.levels[0].shape != image.shape:
+        raise ValueError(f"plan level 0 shape {plan.levels[0].shape} != image shape {image.shape}")
+    if compressor is not DEFAULT_COMPRESSOR:
+        plan = PyramidPlan(
+            plan.levels, plan.method, plan.ngff_version, plan.dtype, plan.axes, compressor
+        )
+    label_plans = _label_plans_for(image, plan, as_is=False)
+    return _write_store(
+        image,
+        path,
+        plan,
+        label_plans,
+        overwrite=overwrite,
+        omero=omero,
+        progress=progress,
+        cancel=cancel,
+        workers=workers,
+        client=client,
+    )
+
+
+def write_levels(
+    image: MultiscaleImage,
+    path: StorePath,
+    *,
+    ngff_version: str = "0.5",
+    chunks: AxisSizes | None = None,
+    shards: AxisSizes | None = None,
+    overwrite: bool = False,
+    compressor: Compressor = DEFAULT_COMPRESSOR,
+    omero: Mapping[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: Cancel | None = None,
+    workers: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    client: Client | None = None,
+) -> Path:
+    """Write every level of ``image`` as it is (no downsampling), e.g. a napari multiscale.
+
+    Each level keeps its own scale and translation; labels in ``image.labels`` are
+    written as they are under ``labels/<name>``.  Levels read from an OME-Zarr keep the
+    multiscale ``type`` and ``metadata`` (the downsampling method) stored there.  Same
+    safety, atomicity, progress, cancellation and ``client`` as :func:`write_pyramid`,
+    whose parameters these are.
+    """
+    options = merge_storage_options(
+        storage_options, compressor=compressor, chunks=chunks, shards=shards
+    )
+    plan = plan_levels(
+        image,
+        chunks=options["chunks"],
+        shards=options["shards"],
+        ngff_version=ngff_version,
+        compressor=options["compressor"],
+    )
+    label_plans = _label_plans_for(image, plan, as_is=True)
+    return _write_store(
+        image,
+        path,
+        plan,
+        label_plans,
+        overwrite=overwrite,
+        omero=omero,
+        progress=progress,
+        cancel=cancel,
+        workers=workers,
+        client=client,
+    )
