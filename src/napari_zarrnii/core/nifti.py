@@ -433,10 +433,11 @@ def read_nifti(path: str | os.PathLike[str], *, fourth_axis: str = "time") -> Mu
         raise NiftiError(f"{src}: NIfTI dimensions 6-7 {extra[2:]} are not supported")
     n4 = extra[0] if len(extra) > 0 else 1
     n5 = extra[1] if len(extra) > 1 else 1
-    if fourth_axis == "channel" and n5 > 1:
+    if fourth_axis == "channel" and n4 > 1 and n5 > 1:
         raise NiftiError(
-            f"{src}: fourth_axis='channel' reads dimension 4 as channels, but dimension 5 "
-            f"holds {n5} vector components (channels) too; open it with fourth_axis='time'"
+            f"{src}: fourth_axis='channel' reads dimension 4 ({n4}) as channels, but "
+            f"dimension 5 holds {n5} vector components (channels) too; open it with "
+            "fourth_axis='time'"
         )
     keep4, keep5 = n4 > 1, n5 > 1
     keep_t = keep4 and fourth_axis == "time"
