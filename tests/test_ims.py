@@ -260,6 +260,18 @@ def test_zarrnii_from_ims_and_open(ims, tmp_path):
     np.testing.assert_allclose(back.voxel_size, znii.voxel_size)
 
 
+def test_command_line_describes_and_converts_imaris(ims, tmp_path, capsys):
+    from napari_zarrnii._cli import main
+
+    path, levels = ims
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "(Imaris, uint16)" in out and "DAPI" in out and "2x2x6x20x30" in out
+    dest = tmp_path / "converted.ome.zarr"
+    assert main(["convert", str(path), str(dest), "--max-layer", "1"]) == 0
+    np.testing.assert_array_equal(np.asarray(open_image(dest).levels[0].data), levels[0])
+
+
 @pytest.mark.gui
 def test_imaris_file_in_the_viewer(make_napari_viewer, ims, manifest_under_test):
     path, levels = ims

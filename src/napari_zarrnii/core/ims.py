@@ -448,11 +448,11 @@ def _describe(handle: Any, src: str, notes: list[str]) -> dict[str, Any]:
     n_t, n_c = len(times), len(channels)
     info = handle.get(info_name)
     image_info = info.get("Image") if info is not None else None
-    declared0 = None
+    declared0: list[int] | None = None
     if image_info is not None:
         sizes = [_int(image_info.attrs.get(a)) for a in "ZYX"]
         if all(s is not None and s > 0 for s in sizes):
-            declared0 = sizes
+            declared0 = [int(s) for s in sizes if s is not None]
 
     dtype: np.dtype | None = None
     levels: list[dict[str, Any]] = []

@@ -388,7 +388,7 @@ def read_nifti(path: str | os.PathLike[str], *, fourth_axis: str = "time") -> Mu
     src = normalize_source(path)
     img = _load(src)
     header = img.header
-    proxy_in = img.dataobj
+    proxy_in: Any = img.dataobj  # an ArrayProxy: nibabel loads lazily
     data_file = str(proxy_in.file_like)
     stored = np.dtype(header.get_data_dtype())
     if stored.fields is not None:
@@ -400,11 +400,12 @@ def read_nifti(path: str | os.PathLike[str], *, fourth_axis: str = "time") -> Mu
 
     # -- dtype and scaling ------------------------------------------------------
     # nibabel moves scl_slope/scl_inter from the header to the proxy on loading
-    slope: float | None = float(proxy_in.slope)
-    inter: float | None = float(proxy_in.inter)
-    if slope == 1.0 or not np.isfinite(slope) or slope == 0.0:
+    raw_slope, raw_inter = float(proxy_in.slope), float(proxy_in.inter)
+    slope: float | None = raw_slope
+    inter: float | None = raw_inter
+    if raw_slope == 1.0 or not np.isfinite(raw_slope) or raw_slope == 0.0:
         slope = None
-    if inter == 0.0 or not np.isfinite(inter):
+    if raw_inter == 0.0 or not np.isfinite(raw_inter):
         inter = None
     native = stored.newbyteorder("=")
     if slope is None and inter is None:

@@ -12,8 +12,7 @@ scan); :func:`axis_aligned_approximation` instead keeps
 
 and drops only the rotation/shear, which it describes (angle in degrees, rotation axis,
 tilt of every axis) in a logged warning and in :attr:`~.model.MultiscaleImage.notes`.
-Every voxel then lies within ``2 sin(angle / 2)`` times its distance from the centre of
-where it was.
+A voxel then moves by at most ``2 sin(angle / 2)`` times its distance from the centre.
 
 Versions that can store an affine (OME-NGFF 0.6 and later) keep the image as it is:
 the function takes the NGFF version and returns the image unchanged for them, so the
