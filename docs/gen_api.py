@@ -18,6 +18,8 @@ SECTIONS = [
     ("Reading OME-Zarr", "napari_zarrnii.core.omezarr", ["read_ome_zarr", "detect_layout"]),
     ("NIfTI", "napari_zarrnii.core.nifti", None),
     ("TIFF (optional tifffile)", "napari_zarrnii.core.tiff", None),
+    ("Imaris (optional h5py)", "napari_zarrnii.core.ims", None),
+    ("Oblique images in OME-Zarr", "napari_zarrnii.core.oblique", None),
     ("Pyramids and writing", "napari_zarrnii.core.pyramid", None),
     ("Regions of interest", "napari_zarrnii.core.roi", None),
     ("Masks", "napari_zarrnii.core.mask", None),

@@ -186,12 +186,16 @@ def test_get_reader_never_raises_for_urls(monkeypatch, error):
     assert get_reader("gs://bucket/image.zarr") is None
 
 
-def test_get_reader_declines_a_labels_group(tmp_path):
+def test_get_reader_claims_a_labels_group_only_with_an_image_above(tmp_path):
     path = _store(tmp_path)
     write_ngff_store(path / "labels" / "seg", data=ramp((16, 16)), axes=YX)
     zarr.open_group(str(path / "labels"), mode="a", zarr_format=2).attrs["labels"] = ["seg"]
-    assert get_reader(str(path / "labels")) is None
+    assert get_reader(str(path / "labels")) is not None  # read with the image above it
     assert get_reader(str(path / "labels" / "seg")) is not None
+    orphan = tmp_path / "orphan_labels"
+    write_ngff_store(orphan / "seg", data=ramp((16, 16)), axes=YX)
+    zarr.open_group(str(orphan), mode="a", zarr_format=2).attrs["labels"] = ["seg"]
+    assert get_reader(str(orphan)) is None
 
 
 # -- napari layers -----------------------------------------------------------------------------

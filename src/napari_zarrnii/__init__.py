@@ -10,6 +10,7 @@ from __future__ import annotations
 from ._errors import (
     BoxError,
     CancelledError,
+    ChannelCountError,
     DestinationExistsError,
     InvalidMetadataError,
     MissingDependencyError,
@@ -31,6 +32,7 @@ except ImportError:  # running from a source tree without a build
 __all__ = [
     "BoxError",
     "CancelledError",
+    "ChannelCountError",
     "DestinationExistsError",
     "InvalidMetadataError",
     "MissingDependencyError",

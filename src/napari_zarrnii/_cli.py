@@ -39,7 +39,8 @@ def _open(path: str) -> Any:
 def _format_name(image: Any) -> str:
     if image.ngff_version is not None:
         return f"OME-NGFF {image.ngff_version}"
-    return "TIFF" if "tiff" in image.attrs else "NIfTI"
+    readers = (("tiff", "TIFF"), ("imaris", "Imaris"))
+    return next((name for key, name in readers if key in image.attrs), "NIfTI")
 
 
 def _fmt_tuple(values: Sequence[Any] | None, sep: str = "x") -> str:
@@ -232,7 +233,7 @@ def add_convert_parser(sub: Any) -> None:
         "file (needs tifffile) or one level of an OME-Zarr; an OUT ending in "
         ".nii/.nii.gz writes NIfTI instead.",
     )
-    p.add_argument("input", help="NIfTI or TIFF file, or OME-Zarr store")
+    p.add_argument("input", help="NIfTI, TIFF or Imaris file, or OME-Zarr store")
     p.add_argument("output", help="destination .ome.zarr (or .nii/.nii.gz)")
     p.add_argument(
         "--level", type=int, default=0, help="input level used as the new level 0 (default 0)"

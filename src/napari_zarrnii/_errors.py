@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "BoxError",
     "CancelledError",
+    "ChannelCountError",
     "DestinationExistsError",
     "InvalidMetadataError",
     "MissingDependencyError",
@@ -76,6 +77,10 @@ class NoTissueError(ZarrNiiError, ValueError):
 
 class MissingDependencyError(ZarrNiiError, ImportError):
     """An optional dependency needed for this operation is not installed."""
+
+
+class ChannelCountError(ZarrNiiError, ValueError):
+    """Channel metadata lists another number of channels than the image has."""
 
 
 class CancelledError(ZarrNiiError):

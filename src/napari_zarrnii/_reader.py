@@ -32,8 +32,14 @@ def read_path(path: Any, group: Any = None) -> list[tuple]:
     from ._layers import image_to_layer_data
 
     src = normalize_source(path)
-    options = {"group": group} if group is not None else {}
-    image = open_image(src, **options)
+    fmt = format_of(src)
+    options: dict[str, Any] = {}
+    if fmt is FORMATS["ome-zarr"]:
+        # a label image opens over the image it labels, as napari users expect
+        options["with_source_image"] = True
+        if group is not None:
+            options["group"] = group
+    image = open_image(src, format=fmt.key, **options)
     for note in image.notes:
         log.info("%s: %s", src, note)
     return image_to_layer_data(image)
@@ -72,12 +78,13 @@ def _claim(src: str) -> Any:
         return True if os.path.isfile(src) else None
     if fmt is not FORMATS["ome-zarr"]:  # pragma: no cover - one folder format today
         return True
-    from .core.omezarr import detect_layout, open_group
+    from .core.omezarr import detect_layout, find_source_image, open_group
 
     try:
         group = open_group(src)
-        # a bare 'labels' group holds no image of its own: read_ome_zarr refuses it
-        if detect_layout(group.attrs.asdict()) in (None, "labels"):
+        layout = detect_layout(group.attrs.asdict())
+        # a 'labels' group is read with the image above it; without one there is none
+        if layout is None or (layout == "labels" and find_source_image(src, group) is None):
             return None
         return group
     except NotAnImageError as exc:

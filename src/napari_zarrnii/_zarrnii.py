@@ -31,7 +31,7 @@ import dask.array as da
 import numpy as np
 
 from ._errors import SelectionError, ZarrNiiError
-from .core.io import format_of, open_image, save_image
+from .core.io import check_omero_channels, format_of, open_image, save_image
 from .core.lazy import as_dask, select_index, select_indices, storage_chunks
 from .core.mask import (
     apply_mask,
@@ -275,10 +275,11 @@ class ZarrNii:
         Parameters
         ----------
         path_or_url
-            An OME-Zarr store (folder or URL), a NIfTI or a TIFF file.
+            An OME-Zarr store (folder or URL), a NIfTI, TIFF or Imaris (``.ims``) file.
         **options
             Passed to :meth:`from_ome_zarr` for OME-Zarr stores (``level=``,
-            ``channels=``, ...).
+            ``channels=``, ...) and to :meth:`from_nifti` for NIfTI files
+            (``fourth_axis=``); other formats take none.
 
         Returns
         -------
@@ -294,13 +295,48 @@ class ZarrNii:
         fmt = format_of(path_or_url)
         if fmt.key == "ome-zarr":
             return cls.from_ome_zarr(path_or_url, **options)
+        if fmt.key == "nifti":
+            unknown = sorted(set(options) - {"fourth_axis"})
+            if unknown:
+                raise TypeError(f"NIfTI files take no options but fourth_axis, not {unknown}")
+            return cls.from_nifti(path_or_url, **options)
         if options:
             raise TypeError(f"{fmt.name} files take no options, not {sorted(options)}")
         return cls(open_image(path_or_url, format=fmt.key))
 
     @classmethod
-    def from_nifti(cls, path: str | os.PathLike[str]) -> ZarrNii:
+    def from_nifti(cls, path: str | os.PathLike[str], *, fourth_axis: str = "time") -> ZarrNii:
         """Open a NIfTI file (``.nii``, ``.nii.gz``, ``.hdr/.img``) lazily.
+
+        Parameters
+        ----------
+        path
+            Local file.
+        fourth_axis
+            What NIfTI dimension 4 holds: ``"time"`` (the NIfTI convention, default)
+            or ``"channel"`` (channels, contrasts or tissue classes stacked along
+            dimension 4).  Dimension 5 (vector components) is always channels.
+
+        Returns
+        -------
+        ZarrNii
+            One level with axes ``([t,] [c,] z, y, x)`` oriented as (S, A, R) (see
+            :mod:`napari_zarrnii.core.nifti`); oblique files keep their rotation in
+            :attr:`affine`.
+
+        Raises
+        ------
+        NiftiError
+            A damaged file, or ``fourth_axis="channel"`` for a file whose dimension 5
+            also holds channels.
+        ValueError
+            ``fourth_axis`` is neither ``"time"`` nor ``"channel"``.
+        """
+        return cls(open_image(path, format="nifti", fourth_axis=fourth_axis))
+
+    @classmethod
+    def from_ims(cls, path: str | os.PathLike[str]) -> ZarrNii:
+        """Open an Imaris ``.ims`` file lazily, every resolution level (needs ``h5py``).
 
         Parameters
         ----------
@@ -310,11 +346,18 @@ class ZarrNii:
         Returns
         -------
         ZarrNii
-            One level with axes ``([t,] [c,] z, y, x)`` oriented as (S, A, R) (see
-            :mod:`napari_zarrnii.core.nifti`); oblique files keep their rotation in
-            :attr:`affine`.
+            Every resolution level, axes ``([t,] [c,] [z,] y, x)``, voxel sizes and
+            origin from the file's extents, channel names and colours (see
+            :mod:`napari_zarrnii.core.ims`).
+
+        Raises
+        ------
+        MissingDependencyError
+            ``h5py`` is not installed (``pip install 'napari-zarrnii[ims]'``).
+        NotAnImageError
+            The file is missing or holds no Imaris image.
         """
-        return cls(open_image(path, format="nifti"))
+        return cls(open_image(path, format="ims"))
 
     @classmethod
     def from_tiff(cls, path: str | os.PathLike[str]) -> ZarrNii:
@@ -345,8 +388,8 @@ class ZarrNii:
     def from_array(
         cls,
         array: Any,
-        voxel_size: Sequence[float] = (1.0, 1.0, 1.0),
-        origin: Sequence[float] = (0.0, 0.0, 0.0),
+        voxel_size: Sequence[float] | None = None,
+        origin: Sequence[float] | None = None,
         axes: str | Sequence[str] = "zyx",
         units: str | None = "micrometer",
         channel_labels: Sequence[str] | None = None,
@@ -360,7 +403,8 @@ class ZarrNii:
             The voxels, axes in the order ``axes`` names them.
         voxel_size, origin
             Per spatial axis (array order): physical voxel size and the physical
-            position of voxel 0's centre.
+            position of voxel 0's centre.  Default: 1 and 0 for every spatial axis
+            (as many values as ``axes`` names spatial axes).
         axes
             Axis names, e.g. ``"zyx"``, ``"czyx"`` or ``["t", "z", "y", "x"]``;
             ``t`` is time, ``c`` channel, any other name a spatial axis.
@@ -381,8 +425,10 @@ class ZarrNii:
             raise ValueError(f"axes {names} name {len(names)} axes, the array has {len(shape)}")
         types = [_AXIS_TYPES.get(n, "space") for n in names]
         n_space = types.count("space")
-        voxel_size = tuple(float(v) for v in voxel_size)
-        origin = tuple(float(v) for v in origin)
+        voxel_size = tuple(
+            float(v) for v in (voxel_size if voxel_size is not None else [1.0] * n_space)
+        )
+        origin = tuple(float(v) for v in (origin if origin is not None else [0.0] * n_space))
         if len(voxel_size) != n_space or len(origin) != n_space:
             raise ValueError(
                 f"voxel_size {voxel_size} and origin {origin} need {n_space} values "
@@ -1151,7 +1197,8 @@ class ZarrNii:
             codec (``zarr.codecs.BloscCodec``), a name (``'blosc-zstd:3'``) or None.
             (zarrnii's ``zarr.Blosc`` does not exist in zarr 3.)
         omero_metadata
-            ``{'name': ..., 'channels': [{'label': 'DAPI', 'color': 'blue'}, ...]}``.
+            ``{'name': ..., 'channels': [{'label': 'DAPI', 'color': 'blue'}, ...]}``,
+            one entry per channel.
         ngff_version
             ``'0.5'`` (zarr v3, default) or ``'0.4'`` (zarr v2).
         overwrite
@@ -1168,16 +1215,21 @@ class ZarrNii:
         Returns
         -------
         pathlib.Path
-            The written store.
+            The written store.  An oblique image (a NIfTI with a rotation) is written
+            axis-aligned for NGFF 0.4/0.5, keeping its voxel sizes and the world
+            position of its centre; a warning says which rotation was dropped (see
+            :func:`napari_zarrnii.core.oblique.axis_aligned_approximation`).
+
+        Raises
+        ------
+        ChannelCountError
+            ``omero_metadata`` lists another number of channels than the image has;
+            nothing is written.
         """
         image = self._export_image()
+        omero_metadata = check_omero_channels(omero_metadata, image, argument="omero_metadata")
         if omero_metadata and omero_metadata.get("name"):
             image = image.replace(name=str(omero_metadata["name"]))
-        if image.world_affine is not None:
-            log.warning(
-                "OME-Zarr stores scale and translation only; the rotation of this "
-                "oblique image is not written"
-            )
         plan_kwargs: dict[str, Any] = {
             "max_layer": max_layer,
             "scaling_method": scaling_method,

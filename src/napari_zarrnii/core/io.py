@@ -22,7 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._errors import MissingDependencyError, NotAnImageError, UnsupportedFormatError
+from .._errors import (
+    ChannelCountError,
+    MissingDependencyError,
+    NotAnImageError,
+    UnsupportedFormatError,
+)
 from .store import is_url, normalize_source
 
 if TYPE_CHECKING:
@@ -30,12 +35,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FORMATS",
+    "IMS_SUFFIXES",
     "NIFTI_SUFFIXES",
     "OME_ZARR_SUFFIXES",
     "TIFF_SUFFIXES",
     "Destination",
     "ImageFormat",
     "auto_max_layer",
+    "check_omero_channels",
     "format_of",
     "looks_like_zarr",
     "open_image",
@@ -123,6 +130,7 @@ class ImageFormat:
 OME_ZARR_SUFFIXES = (".ome.zarr", ".zarr")
 NIFTI_SUFFIXES = (".nii.gz", ".nii", ".img.gz", ".hdr.gz", ".img", ".hdr")
 TIFF_SUFFIXES = (".ome.tiff", ".ome.tif", ".tiff", ".tif", ".ome.btf", ".btf", ".tf8", ".tf2")
+IMS_SUFFIXES = (".ims",)
 
 #: Every format, by key.  The napari manifest's reader patterns and writer extensions
 #: are checked against this table by the tests.
@@ -151,6 +159,13 @@ FORMATS: dict[str, ImageFormat] = {
             reader=".tiff:read_tiff",
             napari=False,  # napari's own readers open TIFF files
             requires=("tifffile", "tiff"),
+        ),
+        ImageFormat(
+            "ims",
+            "Imaris",
+            IMS_SUFFIXES,
+            reader=".ims:read_ims",
+            requires=("h5py", "ims"),
         ),
     )
 }
@@ -223,12 +238,13 @@ def open_image(source: Any, *, format: str | None = None, **options: Any) -> Mul
     Parameters
     ----------
     source
-        Path or URL: an OME-Zarr store, a NIfTI or a TIFF file.
+        Path or URL: an OME-Zarr store, a NIfTI, TIFF or Imaris (``.ims``) file.
     format
         A key of :data:`FORMATS` to skip detection (the reader then reports a path
         that is not of that format).
     **options
-        Passed to the format's reader (e.g. ``multiscale=``, ``series=`` for OME-Zarr).
+        Passed to the format's reader (e.g. ``multiscale=``, ``series=`` for OME-Zarr,
+        ``fourth_axis="channel"`` for NIfTI).
 
     Raises
     ------
@@ -351,11 +367,70 @@ def save_image(
     -------
     pathlib.Path
         What was written.
+
+    Raises
+    ------
+    ChannelCountError
+        ``omero`` lists another number of channels than the image has (checked
+        before anything is written).
     """
+    if options.get("omero") is not None:
+        options["omero"] = check_omero_channels(options["omero"], image, argument="omero")
     dest = resolve_destination(destination, format=format, overwrite=overwrite)
     writer = dest.format._function("write")
     out: Path = writer(image, dest, progress=progress, cancel=cancel, **options)
     return out
+
+
+def check_omero_channels(omero: Any, image: MultiscaleImage, *, argument: str = "omero") -> Any:
+    """Refuse channel metadata whose ``channels`` list does not match the image.
+
+    Parameters
+    ----------
+    omero
+        An ``omero``-style mapping (``{'name': ..., 'channels': [...]}``) or None.
+    image
+        The image it describes.
+    argument
+        The name of the argument it came in, for the message.
+
+    Returns
+    -------
+    Any
+        ``omero``, with a tuple of channels turned into a list.
+
+    Raises
+    ------
+    ChannelCountError
+        ``channels`` has another length than the image's channel count (1 for an
+        image without a channel axis).
+    """
+    if not isinstance(omero, Mapping) or "channels" not in omero:
+        return omero
+    channels = omero["channels"]
+    if isinstance(channels, tuple):
+        omero = {**omero, "channels": list(channels)}
+        channels = omero["channels"]
+    if not isinstance(channels, list) or image.is_label:
+        return omero
+    expected = image.num_channels
+    if len(channels) != expected:
+        axis = image.channel_axis
+        where = (
+            f"(axis '{image.axes[axis].name}' of {image.axis_names})"
+            if axis is not None
+            else "(no channel axis: one channel)"
+        )
+        who = f" '{image.name or image.source}'" if image.name or image.source else ""
+        raise ChannelCountError(
+            f"{argument}: 'channels' lists {len(channels)} channel(s), the image{who} has "
+            f"{expected} {where}; give one entry per channel"
+        )
+    return omero
+
+
+#: The NGFF version the OME-Zarr writers write when none is asked for (core.pyramid).
+_DEFAULT_NGFF_VERSION = "0.5"
 
 
 def auto_max_layer(image: MultiscaleImage, target: int = 256, limit: int = 8) -> int:
@@ -378,8 +453,14 @@ def _write_ome_zarr(
     keep_levels: bool = False,
     **options: Any,
 ) -> Path:
+    from .oblique import axis_aligned_approximation
     from .pyramid import write_levels, write_pyramid
 
+    plan = options.get("plan")
+    version = options.get("ngff_version") or getattr(plan, "ngff_version", None)
+    # NGFF <= 0.5 cannot store a rotation: keep the volume where it is, axis-aligned;
+    # versions that store affines get the image as it is.
+    image = axis_aligned_approximation(image, version or _DEFAULT_NGFF_VERSION)
     if keep_levels:
         return write_levels(
             image,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -384,6 +384,9 @@ def parse_omero(omero: Any, n_channels: int, path: str = "") -> list[ChannelInfo
 
     Entries that cannot be used are skipped (with a logged warning) and the channel
     gets defaults; extra entries are ignored.  Never raises for bad ``omero`` data.
+    With ``rdefs.model == "greyscale"`` every channel is shown in grey (colour
+    ``FFFFFF``), as OMERO and napari-ome-zarr show it; the stored colours stay in
+    the image's ``attrs``.  ``"color"`` (or no model) keeps the channel colours.
     """
     if omero is None:
         return []
@@ -398,6 +401,8 @@ def parse_omero(omero: Any, n_channels: int, path: str = "") -> list[ChannelInfo
             len(channels),
             n_channels,
         )
+    rdefs = omero.get("rdefs")
+    greyscale = isinstance(rdefs, Mapping) and rdefs.get("model") == "greyscale"
     infos: list[ChannelInfo] = []
     for i in range(n_channels):
         raw = channels[i] if i < len(channels) else None
@@ -445,6 +450,8 @@ def parse_omero(omero: Any, n_channels: int, path: str = "") -> list[ChannelInfo
                 else False,
             )
         )
+    if greyscale:
+        infos = [replace(info, color="FFFFFF") for info in infos]
     return infos
 
 
@@ -536,7 +543,10 @@ def emit_omero(
         )
     block: dict[str, Any] = {
         "channels": out_channels,
-        "rdefs": {"model": "color" if len(channels) > 1 else "greyscale"},
+        # "greyscale" shows every channel in grey: only right when all of them are
+        "rdefs": {
+            "model": "greyscale" if all(c["color"] == "FFFFFF" for c in out_channels) else "color"
+        },
     }
     if name:
         block["name"] = name

@@ -23,10 +23,11 @@ a round trip.
 
 Non-spatial axes: NIfTI dimension 4 becomes a leading ``t`` axis (type ``time``) and
 dimension 5 (vector components, as written by ITK/ANTs) a ``c`` axis (type
-``channel``) after it: ``(t, c, z, y, x)``.  Singleton ``t``/``c`` dimensions are
-dropped (a 5-D file with one time point gives ``(c, z, y, x)``); dimensions 6 and 7
-must be singletons.  Files with fewer than three dimensions get singleton spatial
-axes.
+``channel``) after it: ``(t, c, z, y, x)``.  ``read_nifti(path,
+fourth_axis="channel")`` reads dimension 4 as channels instead (``(c, z, y, x)``).
+Singleton ``t``/``c`` dimensions are dropped (a 5-D file with one time point gives
+``(c, z, y, x)``); dimensions 6 and 7 must be singletons.  Files with fewer than
+three dimensions get singleton spatial axes.
 """
 
 from __future__ import annotations
@@ -61,13 +62,22 @@ from .model import DEFAULT_CHANNEL_COLORS, Axis, ChannelInfo, Level, MultiscaleI
 from .progress import Cancel, Progress, cancel_checker, report
 from .store import atomic_files, is_url, local_path, normalize_source
 
-__all__ = ["NiftiError", "nifti_affine", "read_nifti", "write_nifti"]
+__all__ = [
+    "FOURTH_AXIS_CHOICES",
+    "NiftiError",
+    "nifti_affine",
+    "read_nifti",
+    "write_nifti",
+]
 
 log = logging.getLogger(__name__)
 
 #: Target size of one dask chunk (a contiguous slab of the file) and of one block
 #: written at a time.  Small files are a single chunk.
 _SLAB_BYTES = 64 * 2**20
+
+#: What NIfTI dimension 4 may be read as (:func:`read_nifti`'s ``fourth_axis``).
+FOURTH_AXIS_CHOICES = ("time", "channel")
 
 #: Relative tolerance under which an affine counts as axis-aligned.
 _DIAGONAL_RTOL = 1e-6
@@ -333,13 +343,19 @@ def _json_float(value: Any) -> float | None:
     return value if np.isfinite(value) else None
 
 
-def read_nifti(path: str | os.PathLike[str]) -> MultiscaleImage:
+def read_nifti(path: str | os.PathLike[str], *, fourth_axis: str = "time") -> MultiscaleImage:
     """Read a NIfTI-1/2 file (``.nii``, ``.nii.gz``, or a ``.hdr``/``.img`` pair), lazily.
 
     Parameters
     ----------
     path
         Local path of the file.
+    fourth_axis
+        What NIfTI dimension 4 holds: ``"time"`` (the NIfTI convention, default) or
+        ``"channel"`` (files that stack channels, contrasts or tissue classes along
+        dimension 4).  Dimension 5 (vector components, intent ``vector``) is always
+        read as channels; a file with both dimensions 4 and 5 larger than one cannot
+        be read with ``"channel"``.
 
     Returns
     -------
@@ -359,15 +375,20 @@ def read_nifti(path: str | os.PathLike[str]) -> MultiscaleImage:
         The path does not exist or is not a NIfTI file.
     NiftiError
         The file is truncated or corrupt, or its layout is not supported (RGB voxels,
-        non-singleton dimensions 6-7).  Damage found only while reading voxels raises
-        it too, from the dask computation.
+        non-singleton dimensions 6-7, ``fourth_axis="channel"`` with a dimension 5).
+        Damage found only while reading voxels raises it too, from the dask
+        computation.
+    ValueError
+        ``fourth_axis`` is neither ``"time"`` nor ``"channel"``.
     """
+    if fourth_axis not in FOURTH_AXIS_CHOICES:
+        raise ValueError(f"fourth_axis must be one of {FOURTH_AXIS_CHOICES}, not {fourth_axis!r}")
     if is_url(path):
         raise NotAnImageError(f"{path}: remote NIfTI files are not supported; download it first")
     src = normalize_source(path)
     img = _load(src)
     header = img.header
-    proxy_in = img.dataobj
+    proxy_in: Any = img.dataobj  # an ArrayProxy: nibabel loads lazily
     data_file = str(proxy_in.file_like)
     stored = np.dtype(header.get_data_dtype())
     if stored.fields is not None:
@@ -379,11 +400,12 @@ def read_nifti(path: str | os.PathLike[str]) -> MultiscaleImage:
 
     # -- dtype and scaling ------------------------------------------------------
     # nibabel moves scl_slope/scl_inter from the header to the proxy on loading
-    slope: float | None = float(proxy_in.slope)
-    inter: float | None = float(proxy_in.inter)
-    if slope == 1.0 or not np.isfinite(slope) or slope == 0.0:
+    raw_slope, raw_inter = float(proxy_in.slope), float(proxy_in.inter)
+    slope: float | None = raw_slope
+    inter: float | None = raw_inter
+    if raw_slope == 1.0 or not np.isfinite(raw_slope) or raw_slope == 0.0:
         slope = None
-    if inter == 0.0 or not np.isfinite(inter):
+    if raw_inter == 0.0 or not np.isfinite(raw_inter):
         inter = None
     native = stored.newbyteorder("=")
     if slope is None and inter is None:
@@ -410,13 +432,24 @@ def read_nifti(path: str | os.PathLike[str]) -> MultiscaleImage:
     extra = shape[3:]
     if any(n != 1 for n in extra[2:]):
         raise NiftiError(f"{src}: NIfTI dimensions 6-7 {extra[2:]} are not supported")
-    nt = extra[0] if len(extra) > 0 else 1
-    nc = extra[1] if len(extra) > 1 else 1
-    keep_t, keep_c = nt > 1, nc > 1
+    n4 = extra[0] if len(extra) > 0 else 1
+    n5 = extra[1] if len(extra) > 1 else 1
+    if fourth_axis == "channel" and n4 > 1 and n5 > 1:
+        raise NiftiError(
+            f"{src}: fourth_axis='channel' reads dimension 4 ({n4}) as channels, but "
+            f"dimension 5 holds {n5} vector components (channels) too; open it with "
+            "fourth_axis='time'"
+        )
+    keep4, keep5 = n4 > 1, n5 > 1
+    keep_t = keep4 and fourth_axis == "time"
+    keep_c = keep5 or (keep4 and fourth_axis == "channel")
+    nc = n5 if keep5 else n4
     select: list[Any] = [slice(None)] * 3
-    for _, keep in zip(extra, (keep_t, keep_c, False, False)):
+    for _, keep in zip(extra, (keep4, keep5, False, False)):
         select.append(slice(None) if keep else 0)
     darr = darr[tuple(select)]
+    if keep4 and fourth_axis == "channel":
+        notes.append(f"NIfTI dimension 4 ({n4}) read as channels (fourth_axis='channel')")
     spatial_shape = darr.shape[:3]
 
     # -- orientation -------------------------------------------------------------------
@@ -519,6 +552,7 @@ def read_nifti(path: str | os.PathLike[str]) -> MultiscaleImage:
             "scl_slope": None if slope is None else float(slope),
             "scl_inter": None if inter is None else float(inter),
             "intent": str(header.get_intent()[0]),
+            "fourth_axis": fourth_axis,
             "version": 2 if isinstance(header, nib.Nifti2Header) else 1,
         }
     }

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import posixpath
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -21,10 +23,10 @@ from .lazy import LazyArray
 from .model import Level, MultiscaleImage, default_axes, integer_factor
 from .ngff import ngff_attrs, parse_image_label, parse_multiscale, parse_omero, spec_for
 from .placement import Frame
-from .store import normalize_source
+from .store import is_url, normalize_source
 from .transforms import ArrayLoader
 
-__all__ = ["detect_layout", "open_group", "read_ome_zarr"]
+__all__ = ["detect_layout", "find_source_image", "open_group", "read_ome_zarr"]
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +74,16 @@ def read_ome_zarr(
     plate_level: int | None = None,
     group: zarr.Group | None = None,
     coordinate_system: str | None = None,
+    with_source_image: bool = False,
 ) -> MultiscaleImage:
     """Read the image an OME-Zarr path points at, lazily.
 
     Parameters
     ----------
     source
-        Local path or URL of an OME-Zarr image, bioformats2raw root, plate or well.
+        Local path or URL of an OME-Zarr image, bioformats2raw root, plate, well,
+        ``labels`` group or label image.  A ``labels`` group (``x.zarr/labels``) reads
+        as the image it belongs to (``x.zarr``) with all its labels.
     multiscale
         Which entry of ``multiscales`` to read (the others are listed in ``notes``).
     series
@@ -97,6 +102,11 @@ def read_ome_zarr(
         follow the image.  A system only reachable through transformations napari
         cannot show (displacement or coordinate fields) is not applied; ``notes``
         says so.  Ignored for older versions.
+    with_source_image
+        For a label image (``x.zarr/labels/cells``): read the image it labels (found
+        by :func:`find_source_image`) with this one label in its ``labels``, so the
+        label is shown over its image, as the napari reader does.  When no such
+        image is found, or when False (default), the label image itself is read.
 
     Raises
     ------
@@ -114,6 +124,10 @@ def read_ome_zarr(
     layout = detect_layout(attrs)
     cs = coordinate_system
     if layout == "image":
+        if with_source_image and "image-label" in ngff_attrs(attrs)[0]:
+            parent = find_source_image(src, group)
+            if parent is not None:
+                return _label_with_its_image(group, src, attrs, parent, multiscale, cs)
         return _read_image(
             group, src, attrs, multiscale=multiscale, with_labels=with_labels, coordinate_system=cs
         )
@@ -126,14 +140,115 @@ def read_ome_zarr(
     if layout == "well":
         return _read_well(group, src, attrs, with_labels=with_labels, coordinate_system=cs)
     if layout == "labels":
-        raise NotOmeZarrError(
-            f"{src}: is a 'labels' group; open the image above it or one label image in it"
-        )
+        parent = find_source_image(src, group)
+        if parent is None:
+            raise NotOmeZarrError(
+                f"{src}: is a 'labels' group without an image above it; open one label image in it"
+            )
+        image = read_ome_zarr(parent, with_labels=True, coordinate_system=cs)
+        image.notes.append(f"'{src}' is a labels group: opened with its image '{parent}'")
+        log.info("%s", image.notes[-1])
+        return image
     raise NotOmeZarrError(f"{src}: zarr group without OME-NGFF metadata")
 
 
 def _join(src: str, path: str) -> str:
     return f"{src.rstrip('/')}/{path.strip('/')}"
+
+
+def _relative(src: str, rel: str) -> str:
+    """``rel`` (e.g. ``'../../'``) resolved against the group at ``src`` (path or URL)."""
+    if is_url(src):
+        scheme, _, rest = src.partition("://")
+        netloc, _, path = rest.partition("/")
+        joined = posixpath.normpath(posixpath.join("/" + path, rel))
+        return f"{scheme}://{netloc}{joined.rstrip('/')}"
+    return os.path.normpath(os.path.join(src, rel))
+
+
+def _is_plain_image(path: str) -> bool:
+    """True when ``path`` is an OME-Zarr image group that is not a label image."""
+    try:
+        attrs = _attrs(open_group(path))
+    except ZarrNiiError:
+        return False
+    return detect_layout(attrs) == "image" and "image-label" not in ngff_attrs(attrs)[0]
+
+
+def find_source_image(source: Any, group: zarr.Group | None = None) -> str | None:
+    """The image a ``labels`` group or a label image belongs to, or None.
+
+    Parameters
+    ----------
+    source
+        Path or URL of a ``labels`` group (``x.zarr/labels``) or of one label image
+        (``x.zarr/labels/cells``).
+    group
+        The zarr group at ``source``, when already open.
+
+    Returns
+    -------
+    str or None
+        For a label image, the image named by its ``image-label.source.image``
+        (relative to the label), else the group two levels up; for a ``labels``
+        group, the group above it.  None when that is not an OME-Zarr image (or
+        ``source`` is neither).
+    """
+    src = normalize_source(source)
+    try:
+        attrs = _attrs(group if group is not None else open_group(src))
+    except ZarrNiiError:
+        return None
+    ome, _ = ngff_attrs(attrs)
+    layout = detect_layout(attrs)
+    candidates: list[str] = []
+    if layout == "labels":
+        candidates.append(_relative(src, ".."))
+    elif layout == "image" and "image-label" in ome:
+        label_source = _mapping(_mapping(ome.get("image-label")).get("source")).get("image")
+        if isinstance(label_source, str) and label_source.strip():
+            candidates.append(_relative(src, label_source))
+        candidates.append(_relative(src, "../.."))  # the layout the spec prescribes
+    for candidate in dict.fromkeys(candidates):
+        if candidate != src and _is_plain_image(candidate):
+            return candidate
+    return None
+
+
+def _label_with_its_image(
+    group: zarr.Group,
+    src: str,
+    attrs: Mapping[str, Any],
+    parent: str,
+    multiscale: int,
+    coordinate_system: str | None,
+) -> MultiscaleImage:
+    """The image at ``parent`` holding only the label image at ``src``.
+
+    A label listed under its image's ``labels/`` is read as one of them, so it is
+    placed as they are (in NGFF 0.6, through the image's link to it); a label stored
+    elsewhere (found through ``image-label.source``) is read by itself.
+    """
+    image = read_ome_zarr(parent, with_labels=True, coordinate_system=coordinate_system)
+    name = src.rstrip("/").rsplit("/", 1)[-1]
+    listed = image.labels.get(name)
+    if listed is not None and normalize_source(listed.source or "") == src:
+        label = listed
+    else:
+        label = _read_image(
+            group,
+            src,
+            attrs,
+            multiscale=multiscale,
+            with_labels=False,
+            coordinate_system=coordinate_system,
+        )
+        label.is_label = True
+        label.name = label.name or name
+    image.labels = {name: label}
+    image.notes.append(f"label image '{src}' opened over its image '{parent}'")
+    log.info("%s", image.notes[-1])
+    return image
 
 
 def _node(group: zarr.Group, path: str, src: str, field: str) -> Any:
@@ -229,6 +344,7 @@ def _read_image(
                 f"array '{parsed.paths[i]}' has {arr.ndim} dimensions, axes has {len(axes)}",
             )
     levels = []
+    notes: list[str] = []
     base_shape = arrays[0].shape
     for i, (path, arr) in enumerate(zip(parsed.paths, arrays)):
         scale = parsed.scales[i]
@@ -251,9 +367,10 @@ def _read_image(
                 translation=tuple(map(float, translation)),
             )
         )
-    notes: list[str] = list(parsed.notes)
+    notes.extend(parsed.notes)
     for note in parsed.notes:
         log.info("%s: %s", src, note)
+    levels = _drop_repeated_levels(levels, src, notes)
     multiscales = ome.get("multiscales") or []
     if len(multiscales) > 1:
         others = [
@@ -304,6 +421,29 @@ def _label_frame(frame: Frame | None, links: Mapping[str, np.ndarray], name: str
             return None
         return frame
     return Frame(frame.name, frame.matrix @ link, frame.source_axes, frame.axes)
+
+
+def _drop_repeated_levels(levels: list[Level], src: str, notes: list[str]) -> list[Level]:
+    """The levels without those repeating the shape of the level before them.
+
+    ome-zarr-py writes coarse levels of one shape for small images (a 1x1 plane
+    cannot shrink); napari refuses a pyramid whose sizes do not decrease.  The
+    finest of equal shapes is kept.
+    """
+    kept = [levels[0]]
+    dropped = []
+    for level in levels[1:]:
+        if level.shape == kept[-1].shape:
+            dropped.append(level.path)
+        else:
+            kept.append(level)
+    if dropped:
+        notes.append(
+            f"levels {', '.join(repr(p) for p in dropped)} repeat the shape of a finer "
+            "level and were not opened"
+        )
+        log.info("%s: %s", src, notes[-1])
+    return kept
 
 
 def _read_labels(
