@@ -163,7 +163,7 @@ def test_pyramid_preview_follows_settings(make_napari_viewer):
     assert widget.preview.shape[0] == 3
     # z is 4x coarser: auto factors shrink y, x first
     assert widget.preview.data[1, 1] == "8x32x48"
-    assert widget.preview.data[1, 2] == "2 x 1 x 1"
+    assert widget.preview.data[1, 2] == "2x1x1"
     widget.factors.value = "1,4,4"
     assert widget.preview.data[2, 1] == "8x4x6"
     widget.factors.value = "2,a"

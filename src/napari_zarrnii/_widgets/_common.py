@@ -381,10 +381,13 @@ class Panel(Container):
     #: smallest height of the scroll area (a dock can be shrunk to this)
     MIN_HEIGHT = 110
     #: smallest width: room for the tables (a dock this wide leaves 1280x800 a canvas)
-    MIN_WIDTH = 400
+    MIN_WIDTH = 420
 
     def __init__(self, widgets: Sequence[Widget], *, labels: bool = True) -> None:
         self.body = Container(widgets=widgets, labels=labels)
+        body_layout = self.body.native.layout()
+        if body_layout is not None:  # controls at the top, the spare height below them
+            body_layout.addStretch(1)
         super().__init__(widgets=[], labels=False)
         self.margins = (0, 0, 0, 0)
         scroll = QScrollArea()
@@ -583,6 +586,7 @@ class TaskRunner(Container):
         self.margins = (0, 0, 0, 0)
         _wrapping(self._status.native)
         self._target.visible = False
+        self._cancel_button.visible = False
         self._cancel_button.changed.connect(self.cancel)
         self._relay = _ProgressRelay()
         self._relay.progressed.connect(self._on_progress)
@@ -631,6 +635,7 @@ class TaskRunner(Container):
         if not self._destroyed:
             self._bar.visible = busy
             self._cancel_button.enabled = busy
+            self._cancel_button.visible = busy
         for callback in list(self._busy_listeners):
             if not self._destroyed:
                 callback(busy)
@@ -786,6 +791,7 @@ class TaskRunner(Container):
         if not self._destroyed:
             self._bar.visible = False
             self._cancel_button.enabled = False
+            self._cancel_button.visible = False
         if self._closed:
             self._report_closed(task, outcome)
             return

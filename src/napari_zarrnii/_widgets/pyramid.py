@@ -73,7 +73,7 @@ def _confirm_overwrite(path: str, question: str) -> bool:
 
 
 def _fmt(values: Any) -> str:
-    return " x ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in values)
+    return "x".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in values)
 
 
 def _shape(image: MultiscaleImage) -> str:

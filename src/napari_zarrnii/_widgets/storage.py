@@ -106,7 +106,7 @@ class StorageReportWidget(Panel):
         if self.runner.busy:  # measure again once the running measurement ends
             self._again = True
             return
-        self.runner.start(measure, desc="Measuring storage", target=str(src), on_done=self._show)
+        self.runner.start(measure, desc="Measuring storage", on_done=self._show)
 
     def _on_busy_changed(self, busy: bool) -> None:
         if not busy and self._again:
