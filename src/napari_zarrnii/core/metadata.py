@@ -177,7 +177,8 @@ def _merged_omero(old: Mapping[str, Any] | None, new: dict[str, Any]) -> dict[st
         out["rdefs"] = {**new.get("rdefs", {}), **old["rdefs"]}
     elif "rdefs" in new:
         out["rdefs"] = new["rdefs"]
-    old_channels = old.get("channels") if isinstance(old.get("channels"), list) else []
+    raw_channels = old.get("channels")
+    old_channels: list[Any] = raw_channels if isinstance(raw_channels, list) else []
     channels = []
     for i, ch in enumerate(new["channels"]):
         prev = old_channels[i] if i < len(old_channels) else None
@@ -254,7 +255,9 @@ def _v3_update_entries(entries: Mapping[str, Any], rel: list[str], omero: dict[s
     for i in range(1, len(rel)):
         head = "/".join(rel[:i])
         child = out.get(head)
-        nested = child.get("consolidated_metadata") if isinstance(child, Mapping) else None
+        if not isinstance(child, Mapping):
+            continue
+        nested = child.get("consolidated_metadata")
         if isinstance(nested, Mapping) and isinstance(nested.get("metadata"), Mapping):
             inner = _v3_update_entries(nested["metadata"], rel[i:], omero)
             if inner is not None:
