@@ -368,12 +368,9 @@ class CreatePyramidWidget(Panel):
         """Show the new store: in place of the source layers and of stale views of it."""
         show_info(f"Wrote {path}")
         layers = self._viewer.layers
-        stale = [ly for ly in layers_showing(self._viewer, path) if ly not in job.layers]
-        replaced = list(stale)
+        replaced = layers_showing(self._viewer, path)  # they read the store just replaced
         if self.open_result.value:
-            replaced += [ly for ly in job.layers if ly in layers]
-        elif any(ly in job.layers for ly in layers_showing(self._viewer, path)):
-            replaced += [ly for ly in job.layers if ly in layers]  # they read the old store
+            replaced += [ly for ly in job.layers if ly in layers and ly not in replaced]
         if not replaced and not self.open_result.value:
             return
         from ..core.omezarr import read_ome_zarr
