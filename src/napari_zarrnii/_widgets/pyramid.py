@@ -304,7 +304,8 @@ class CreatePyramidWidget(Panel):
         self._refresh_run_button()
 
     def _refresh_run_button(self) -> None:
-        self.run_button.enabled = self.plan is not None and not self.runner.busy
+        ready = self.plan is not None and self._output_path() is not None
+        self.run_button.enabled = ready and not self.runner.busy
 
     # -- run ----------------------------------------------------------------------------
     def _replace_question(
