@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import zarr
 
-from napari_zarrnii._errors import NotOmeZarrError, ReadOnlyStoreError
-from napari_zarrnii.core.metadata import read_channels, write_channels
+from napari_zarrnii._errors import InvalidMetadataError, NotOmeZarrError, ReadOnlyStoreError
+from napari_zarrnii.core.metadata import read_channels, window_problem, write_channels
 from napari_zarrnii.core.model import ChannelInfo, Window
 
 from .conftest import ramp
@@ -207,6 +207,29 @@ def test_file_permissions_kept(store, version):
 def test_wrong_channel_count(store):
     with pytest.raises(ValueError, match="2 channel"):
         write_channels(store, NEW[:1])
+
+
+@pytest.mark.parametrize(
+    ("window", "word"),
+    [
+        (Window(900.0, 100.0, 0.0, 65535.0), "below"),
+        (Window(100.0, 100.0, 0.0, 65535.0), "below"),
+        (Window(float("nan"), 100.0, 0.0, 65535.0), "finite"),
+    ],
+)
+def test_unusable_window_is_refused(store, window, word):
+    """A window the reader would ignore is refused before anything is written."""
+    before = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
+    assert word in (window_problem(window) or "")
+    bad = [NEW[0], ChannelInfo("membrane", "FFFF00", window)]
+    with pytest.raises(InvalidMetadataError, match=r"omero\.channels\[1\]\.window"):
+        write_channels(store, bad)
+    assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file()} == before
+
+
+def test_usable_windows():
+    assert window_problem(Window(0.0, 1.0, 0.0, 1.0)) is None
+    assert window_problem(Window(-5.0, 5.0, 10.0, -10.0)) is None  # min/max widen on save
 
 
 def test_url_is_read_only():

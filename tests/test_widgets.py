@@ -163,7 +163,7 @@ def test_pyramid_preview_follows_settings(make_napari_viewer):
     assert widget.preview.shape[0] == 3
     # z is 4x coarser: auto factors shrink y, x first
     assert widget.preview.data[1, 1] == "8x32x48"
-    assert widget.preview.data[1, 2] == "2 x 1 x 1"
+    assert widget.preview.data[1, 2] == "2x1x1"
     widget.factors.value = "1,4,4"
     assert widget.preview.data[2, 1] == "8x4x6"
     widget.factors.value = "2,a"
@@ -212,7 +212,7 @@ def test_pyramid_from_layer_writes_and_opens(make_napari_viewer, qtbot, tmp_path
 
     # again to the same path: asks, then replaces
     asked = []
-    widget.confirm_overwrite = lambda path: asked.append(path) or True
+    widget.confirm_overwrite = lambda path, question: asked.append(path) or True
     widget.open_result.value = False
     widget.n_levels.value = 2
     widget.ngff_version.value = "0.4"
@@ -224,11 +224,11 @@ def test_pyramid_from_layer_writes_and_opens(make_napari_viewer, qtbot, tmp_path
     assert image.num_levels == 2 and image.ngff_version == "0.4"
 
     # refused: the store stays as it is
-    widget.confirm_overwrite = lambda path: False
+    widget.confirm_overwrite = lambda path, question: False
     widget.n_levels.value = 1
     widget.run()
     _wait(qtbot, widget)
-    assert widget.runner.last_outcome == "failed"
+    assert widget.runner.last_outcome == "cancelled"
     assert read_ome_zarr(out).num_levels == 2
 
 
@@ -397,7 +397,7 @@ def test_crop_save(crop_setup, qtbot, tmp_path, suffix):
     np.testing.assert_allclose(saved.levels[0].translation[-3:], (2.0, 4.0, 8.0))
     # saving again asks before replacing
     asked = []
-    widget.confirm_overwrite = lambda p: asked.append(p) or False
+    widget.confirm_overwrite = lambda p, question: asked.append(p) or False
     widget.save()
     _wait(qtbot, widget)
     assert asked == [str(out)]

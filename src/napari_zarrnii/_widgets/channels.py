@@ -1,50 +1,70 @@
-"""Channel metadata: edit labels, colours, windows and visibility; save them in place.
+"""Channel metadata: edit labels, colours, windows and visibility; save them.
 
-Edits apply live to the layers of the image (one layer per channel); Save writes the
-``omero`` block back into the store atomically (:func:`~..core.metadata.write_channels`),
-Revert re-reads it.  A read-only source (URL, read-only folder) cannot be saved in
-place: "Save as..." writes a copy of the image with its levels as they are and the
-edited channels (:func:`~..core.pyramid.write_levels`).
+Edits apply live to the layers of the image (one layer per channel).  For an image
+opened from a writable OME-Zarr store, Save writes the ``omero`` block back into the
+store atomically (:func:`~..core.metadata.write_channels`) and Revert re-reads it.
+Any other image -- a read-only store (URL, read-only folder), a NIfTI or TIFF file,
+a layer that exists only in memory -- cannot be saved in place: "Save as..." writes
+it as OME-Zarr with the edited channels and shows the copy in its place.
+
+A window is checked as it is typed, with the rule the reader applies
+(:func:`~..core.metadata.window_problem`); the problem is shown under the table and
+nothing is applied or saved until it is fixed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from magicgui.widgets import ComboBox, Label
 from napari.utils.notifications import show_info, show_warning
-from qtpy.QtGui import QColor
+from qtpy.QtCore import Qt
+from qtpy.QtGui import QColor, QMouseEvent, QPalette
 from qtpy.QtWidgets import (
     QCheckBox,
     QColorDialog,
     QDoubleSpinBox,
     QFileDialog,
+    QFrame,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QMessageBox,
     QPushButton,
+    QScrollArea,
+    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from .._errors import DestinationExistsError, ReadOnlyStoreError
-from .._layers import colormap_for, contrast_limits_for, image_to_layer_data
-from ..core.metadata import read_channels, write_channels
-from ..core.model import ChannelInfo, Window
+from .._errors import ReadOnlyStoreError
+from .._layers import colormap_for, contrast_limits_for, image_to_layer_data, layers_to_image
+from ..core.metadata import read_channels, window_problem, write_channels
+from ..core.model import ChannelInfo, MultiscaleImage, Window
 from ..core.omezarr import read_ome_zarr
-from ..core.store import is_url
+from ..core.store import is_url, normalize_source
 from ._common import (
+    ElidedLabel,
     TaskRunner,
+    alert_color,
+    ask_yes_no,
+    describe_layers,
+    fit_rows,
+    image_layers,
     layer_choices,
     notify_failure,
-    omezarr_layers,
+    on_closed,
+    same_store,
+    set_message,
     source_layers,
+    text_on,
+    theme_color,
     watch_layers,
     zarrnii_info,
 )
@@ -55,7 +75,19 @@ if TYPE_CHECKING:
 __all__ = ["ChannelMetadataWidget"]
 
 COLUMNS = ("label", "colour", "start", "end", "min", "max", "active")
+#: what the headers mean, as their tooltips
+HEADER_TIPS = (
+    "channel label (the layer name)",
+    "channel colour: click to change",
+    "window start: shown as black",
+    "window end: shown at full colour",
+    "smallest value of the contrast range",
+    "largest value of the contrast range",
+    "active: the channel is shown",
+)
 _WINDOW_COLUMNS = {"start": 2, "end": 3, "min": 4, "max": 5}
+_COLOR_COLUMN, _ACTIVE_COLUMN = 1, 6
+DESC = "Saving a copy"
 
 
 def _ask_color(current: str) -> str | None:
@@ -70,16 +102,42 @@ def _ask_save_path() -> str | None:
     return path or None
 
 
-def _confirm_overwrite(path: str) -> bool:
-    answer = QMessageBox.question(None, "Replace?", f"{path} exists. Replace it?")
-    return answer == QMessageBox.StandardButton.Yes
+def _confirm_overwrite(path: str, question: str) -> bool:
+    return ask_yes_no("Replace existing store?", question)
+
+
+class _ToggleCell(QWidget):
+    """A check box centred in a table cell; a click anywhere in the cell toggles it."""
+
+    def __init__(self, checked: bool) -> None:
+        super().__init__()
+        self.box = QCheckBox()
+        self.box.setChecked(checked)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.box, 0, Qt.AlignmentFlag.AlignCenter)
+        self.toggled = self.box.toggled
+
+    def isChecked(self) -> bool:
+        return bool(self.box.isChecked())
+
+    def setChecked(self, checked: bool) -> None:
+        self.box.setChecked(checked)
+
+    def mouseReleaseEvent(self, event: QMouseEvent | None) -> None:
+        if event is not None and event.button() == Qt.MouseButton.LeftButton:
+            self.box.toggle()
+
+    def restyle(self, border: str) -> None:
+        """Outline the box so an unchecked one shows in any theme."""
+        self.box.setStyleSheet(f"QCheckBox::indicator {{ border: 1px solid {border}; }}")
 
 
 class ChannelMetadataWidget(QWidget):
-    """Edit the channels (omero metadata) of an image opened from OME-Zarr.
+    """Edit the channels (omero metadata) of an image layer and its sibling channels.
 
     ``choose_color(hex) -> hex | None``, ``ask_save_path() -> path | None`` and
-    ``confirm_overwrite(path) -> bool`` open dialogs; tests replace them.
+    ``confirm_overwrite(path, question) -> bool`` open dialogs; tests replace them.
     """
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
@@ -88,24 +146,32 @@ class ChannelMetadataWidget(QWidget):
         self.choose_color = _ask_color
         self.ask_save_path = _ask_save_path
         self.confirm_overwrite = _confirm_overwrite
+        #: the OME-Zarr store the channels are saved into; None when not saved in place
         self.source: str | None = None
         self.channels: list[ChannelInfo] = []
         self.layers: dict[int, Any] = {}
+        self.problems: dict[int, str] = {}
         self._dtype: Any = np.uint16
+        self._read_only = True
         self._updating = False
 
-        self.layer = ComboBox(label="image", choices=layer_choices(viewer, omezarr_layers))
+        self.layer = ComboBox(label="image", choices=layer_choices(viewer, image_layers))
+        self.where = ElidedLabel(value="")
         self.status = Label(value="")
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.verticalHeader().setVisible(False)
-        header = self.table.horizontalHeader()
-        # share the dock's width: no horizontal scrolling for a handful of columns
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        for col in (1, 6):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
-        header.setMinimumSectionSize(40)
+        for col, tip in enumerate(HEADER_TIPS):
+            header_item = self.table.horizontalHeaderItem(col)
+            if header_item is not None:
+                header_item.setToolTip(tip)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self._vertical_header().setVisible(False)
         self.table.itemChanged.connect(self._on_item_changed)
+        self.problem = QLabel("")
+        self.problem.setWordWrap(True)
+        self.problem.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
+        self.problem.setVisible(False)
         self.use_contrast_button = QPushButton("Use current contrast limits")
         self.save_button = QPushButton("Save")
         self.revert_button = QPushButton("Revert")
@@ -115,26 +181,66 @@ class ChannelMetadataWidget(QWidget):
         self.revert_button.clicked.connect(self.revert)
         self.save_as_button.clicked.connect(lambda: self.save_as())
         self.runner = TaskRunner()
+        self.runner.on_busy_changed(lambda _busy: self._refresh_buttons())
+        self._layout()
 
-        row1 = QHBoxLayout()
-        row1.addWidget(self.use_contrast_button)
-        row2 = QHBoxLayout()
-        for button in (self.save_button, self.revert_button, self.save_as_button):
-            row2.addWidget(button)
-        layout = QVBoxLayout(self)
+        self._shown: Any = None  # the layer whose image the table shows
+        self.layer.changed.connect(self._on_layer_chosen)
+        watch_layers(viewer, self._on_layers_changed, self)
+        viewer.events.theme.connect(self._on_theme)
+        on_closed(self, self._closed)
+        self.load()
+
+    def _layout(self) -> None:
+        content = QWidget()
+        layout = QVBoxLayout(content)
         pick = QHBoxLayout()
         pick.addWidget(QLabel("image"))
         pick.addWidget(self.layer.native, 1)
         layout.addLayout(pick)
+        layout.addWidget(self.where.native)
+        set_message(self.status, "")
         layout.addWidget(self.status.native)
-        layout.addWidget(self.table, 1)
-        layout.addLayout(row1)
-        layout.addLayout(row2)
+        layout.addWidget(self.table)
+        layout.addWidget(self.problem)
+        layout.addWidget(self.use_contrast_button)
+        row = QHBoxLayout()
+        for button in (self.save_button, self.revert_button, self.save_as_button):
+            row.addWidget(button)
+        layout.addLayout(row)
         layout.addWidget(self.runner.native)
+        layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(content)
+        scroll.setMinimumHeight(110)
+        self.scroll_area = scroll
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
 
-        self.layer.changed.connect(lambda *_: self.load())
-        watch_layers(viewer, self._on_layers_changed, self)
-        self.load()
+    def _fix_width(self) -> None:
+        """The panel is as wide as its controls need (the table's columns above all)."""
+        scroll = getattr(self, "scroll_area", None)
+        content = scroll.widget() if scroll is not None else None
+        if scroll is None or content is None:
+            return
+        bar = scroll.verticalScrollBar()
+        extra = (bar.sizeHint().width() if bar is not None else 12) + 4
+        scroll.setMinimumWidth(content.minimumSizeHint().width() + extra)
+
+    def _vertical_header(self) -> QHeaderView:
+        return cast(QHeaderView, self.table.verticalHeader())
+
+    def _header(self) -> QHeaderView:
+        return cast(QHeaderView, self.table.horizontalHeader())
+
+    def _closed(self) -> None:
+        self.runner.close()
+        with contextlib.suppress(AttributeError, RuntimeError, TypeError, ValueError):
+            self._viewer.events.theme.disconnect(self._on_theme)
 
     # -- loading --------------------------------------------------------------------------
     def _on_layers_changed(self) -> None:
@@ -142,29 +248,45 @@ class ChannelMetadataWidget(QWidget):
         if self.source is not None:
             self.layers = source_layers(self._viewer, self.source)
 
+    def _on_layer_chosen(self, *_: Any) -> None:
+        if self.layer.value is not self._shown:  # not a rename or a re-listing
+            self.load()
+
     def load(self) -> None:
-        """Show the channels of the chosen layer's image (as stored on disk)."""
+        """Show the channels of the chosen layer's image (as stored, for an OME-Zarr)."""
         layer = self.layer.value
+        self._shown = layer
+        self.problems = {}
         if layer is None:
             self.source, self.channels, self.layers = None, [], {}
-            self.status.value = "Open an OME-Zarr image to edit its channels."
+            self._read_only = True
+            self.where.value = ""
+            set_message(self.status, "Open or add an image to edit its channels.")
             self._fill_table()
             return
-        self.source = zarrnii_info(layer)["source"]
-        self.layers = source_layers(self._viewer, self.source)
+        info = zarrnii_info(layer)
+        src = info.get("source")
         self._dtype = layer.dtype
-        try:
-            stored = read_channels(self.source)
-        except (OSError, ValueError) as exc:
-            notify_failure(f"Reading the channels of {self.source}", exc)
-            stored = [self._from_layer(ly) for ly in self.layers.values()]
-        self.channels = [self._with_window(i, ch) for i, ch in enumerate(stored)]
-        self._show_writable()
+        if src and info.get("ngff_version"):
+            self.source = str(src)
+            self.layers = source_layers(self._viewer, self.source)
+            try:
+                stored = read_channels(self.source)
+            except (OSError, ValueError) as exc:
+                notify_failure(f"Reading the channels of {self.source}", exc)
+                stored = [self._from_layer(ly) for ly in self.layers.values()]
+            self.channels = [self._with_window(i, ch) for i, ch in enumerate(stored)]
+        else:
+            self.source = None
+            self.layers = {0: layer}
+            self.channels = [self._from_layer(layer)]
+        self._show_where(layer, src)
         self._fill_table()
 
     def _from_layer(self, layer: Any) -> ChannelInfo:
-        info = zarrnii_info(layer).get("channel") or {}
-        return ChannelInfo(label=layer.name, color=info.get("color", "FFFFFF"))
+        """The channel a layer shows: its name, colour, contrast limits and visibility."""
+        channel = layers_to_image([layer]).channels[0]
+        return replace(channel, label=str(layer.name))
 
     def _with_window(self, index: int, ch: ChannelInfo) -> ChannelInfo:
         """Channels without a stored window get the one the layer shows."""
@@ -175,26 +297,70 @@ class ChannelMetadataWidget(QWidget):
         start, end = (float(v) for v in layer.contrast_limits) if layer is not None else (lo, hi)
         return replace(ch, window=Window(start, end, min(lo, start), max(hi, end)))
 
-    def _show_writable(self) -> None:
-        src = self.source or ""
-        read_only = is_url(src) or not os.access(src, os.W_OK)
-        where = (
-            "read-only: edits apply to the layers; use Save as... to keep them"
-            if read_only
-            else "changes apply live; Save writes them into the store"
-        )
-        self.status.value = f"{src}\n{where}"
-        self.save_button.setEnabled(not read_only)
+    def _show_where(self, layer: Any, src: str | None) -> None:
+        if self.source is not None:
+            read_only = is_url(self.source) or not os.access(self.source, os.W_OK)
+            self.where.value = self.source
+            text = (
+                "read-only: edits apply to the layers; Save as... writes a copy with them"
+                if read_only
+                else "changes apply live; Save writes them into the store"
+            )
+        else:
+            read_only = True
+            self.where.value = str(src) if src else f"'{layer.name}' (in memory)"
+            origin = f"opened from {Path(str(src)).name}" if src else "in memory"
+            text = f"{origin}: edits apply to the layer; Save as... writes it as OME-Zarr"
+        self._read_only = read_only
+        set_message(self.status, text)
+        self._refresh_buttons()
+
+    def _refresh_buttons(self) -> None:
+        ok = not self.problems and bool(self.channels)
+        busy = self.runner.busy
+        self.save_button.setEnabled(ok and not self._read_only and not busy)
+        self.save_as_button.setEnabled(ok and not busy)
+        self.revert_button.setEnabled(bool(self.channels) and not busy)
+
+    # -- the table ------------------------------------------------------------------------
+    def _spin_width(self) -> int:
+        """Wide enough for the dtype's numbers (at most 7 digits are shown whole)."""
+        dtype = np.dtype(self._dtype)
+        digits = len(str(int(np.iinfo(dtype).max))) if dtype.kind in "iu" else 7
+        digits += 1 if dtype.kind == "i" else 0
+        return self.table.fontMetrics().horizontalAdvance("8" * min(digits, 7)) + 10
+
+    def _size_columns(self) -> None:
+        header = self._header()
+        header.setMinimumSectionSize(24)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        metrics = self.table.fontMetrics()
+        widths = {
+            _COLOR_COLUMN: metrics.horizontalAdvance("FFFFFF") + 14,
+            _ACTIVE_COLUMN: metrics.horizontalAdvance("active") + 12,
+        }
+        for col in _WINDOW_COLUMNS.values():
+            widths[col] = self._spin_width()
+        for col, width in widths.items():
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Fixed)
+            self.table.setColumnWidth(col, width)
+        # room for a label like "cytoplasm (GFP)" beside the fixed columns
+        label = metrics.horizontalAdvance("cytoplasm (GFP)") + 12
+        self.table.setMinimumWidth(sum(widths.values()) + label + 2 * self.table.frameWidth())
+        self._fix_width()
 
     def _fill_table(self) -> None:
         self._updating = True
         try:
             self.table.setRowCount(len(self.channels))
+            self._size_columns()
             for row, ch in enumerate(self.channels):
-                self.table.setItem(row, 0, QTableWidgetItem(ch.label))
+                item = QTableWidgetItem(ch.label)
+                item.setToolTip(ch.label)
+                self.table.setItem(row, 0, item)
                 button = QPushButton(ch.color)
                 button.clicked.connect(lambda _=False, r=row: self._pick_color(r))
-                self.table.setCellWidget(row, 1, button)
+                self.table.setCellWidget(row, _COLOR_COLUMN, button)
                 self._paint_color(row)
                 window = ch.window or Window(0.0, 1.0, 0.0, 1.0)
                 for key, col in _WINDOW_COLUMNS.items():
@@ -202,16 +368,20 @@ class ChannelMetadataWidget(QWidget):
                     spin.setRange(*self._value_range())
                     spin.setButtonSymbols(QDoubleSpinBox.ButtonSymbols.NoButtons)
                     spin.setDecimals(3 if np.dtype(self._dtype).kind == "f" else 0)
-                    spin.setMinimumWidth(40)
+                    spin.setMinimumWidth(0)
                     spin.setValue(float(getattr(window, key)))
+                    spin.setToolTip(f"window {key}")
                     spin.valueChanged.connect(lambda _v, r=row: self._on_window_changed(r))
                     self.table.setCellWidget(row, col, spin)
-                check = QCheckBox()
-                check.setChecked(ch.active)
+                check = _ToggleCell(ch.active)
+                check.setToolTip("shown")
                 check.toggled.connect(lambda on, r=row: self.set_channel(r, active=bool(on)))
-                self.table.setCellWidget(row, 6, check)
+                self.table.setCellWidget(row, _ACTIVE_COLUMN, check)
         finally:
             self._updating = False
+        fit_rows(self.table, max(1, min(len(self.channels), 8)))
+        self._on_theme()
+        self._show_problems()
 
     def _value_range(self) -> tuple[float, float]:
         """What a window value may be: the dtype's range (wide for floats)."""
@@ -222,20 +392,52 @@ class ChannelMetadataWidget(QWidget):
         return -1e12, 1e12
 
     def _paint_color(self, row: int) -> None:
-        button = self.table.cellWidget(row, 1)
-        color = self.channels[row].color
-        text = "#000000" if QColor(f"#{color}").lightness() > 128 else "#FFFFFF"
-        button.setText(color)
-        button.setStyleSheet(f"background-color: #{color}; color: {text};")
+        button = cast(QPushButton, self.table.cellWidget(row, _COLOR_COLUMN))
+        color = f"#{self.channels[row].color}"
+        text = text_on(color)
+        border = theme_color(self._viewer, "text", "#808080")
+        button.setText(self.channels[row].color)
+        button.setToolTip(f"colour {color}: click to change")
+        button.setStyleSheet(
+            f"QPushButton {{ background-color: {color}; color: {text}; "
+            f"border: 1px solid {border}; padding: 0px; }}"
+        )
+        palette = button.palette()
+        palette.setColor(QPalette.ColorRole.ButtonText, QColor(text))
+        palette.setColor(QPalette.ColorRole.Button, QColor(color))
+        button.setPalette(palette)
+
+    def _on_theme(self, *_: Any) -> None:
+        """Outlines and the problem colour follow napari's theme."""
+        border = theme_color(self._viewer, "text", "#808080")
+        for row in range(self.table.rowCount()):
+            cell = self.table.cellWidget(row, _ACTIVE_COLUMN)
+            if isinstance(cell, _ToggleCell):
+                cell.restyle(border)
+            if row < len(self.channels):
+                self._paint_color(row)
+        color = alert_color(self._viewer)
+        self.problem.setStyleSheet(f"QLabel {{ color: {color}; }}")
+        palette = self.problem.palette()
+        palette.setColor(QPalette.ColorRole.WindowText, QColor(color))
+        self.problem.setPalette(palette)
+        self._show_problems()
 
     # -- editing ------------------------------------------------------------------------
     def spin(self, row: int, key: str) -> QDoubleSpinBox:
         """The spin box of a window value (``'start'``, ``'end'``, ``'min'``, ``'max'``)."""
-        return self.table.cellWidget(row, _WINDOW_COLUMNS[key])
+        return cast(QDoubleSpinBox, self.table.cellWidget(row, _WINDOW_COLUMNS[key]))
 
     def _on_item_changed(self, item: QTableWidgetItem) -> None:
-        if not self._updating and item.column() == 0:
-            self.set_channel(item.row(), label=item.text())
+        if self._updating or item.column() != 0:
+            return
+        row, text = item.row(), item.text()
+        self._updating = True
+        try:
+            item.setToolTip(text)
+        finally:
+            self._updating = False
+        self.set_channel(row, label=text)
 
     def _on_window_changed(self, row: int) -> None:
         if self._updating:
@@ -253,7 +455,36 @@ class ChannelMetadataWidget(QWidget):
         self.channels[row] = replace(self.channels[row], **changes)
         if "color" in changes:
             self._paint_color(row)
+        if "window" in changes:
+            self._check_window(row)
         self._apply(row)
+
+    def _check_window(self, row: int) -> None:
+        window = self.channels[row].window
+        problem = None if window is None else window_problem(window)
+        if problem is None:
+            self.problems.pop(row, None)
+        else:
+            self.problems[row] = problem
+        self._show_problems()
+
+    def _show_problems(self) -> None:
+        """The window problems under the table, the spin boxes at fault outlined."""
+        color = alert_color(self._viewer)
+        for row in range(min(self.table.rowCount(), len(self.channels))):
+            bad = row in self.problems
+            for key in ("start", "end"):
+                spin = self.spin(row, key)
+                if spin is not None:
+                    spin.setStyleSheet(f"border: 1px solid {color};" if bad else "")
+        lines = [
+            f"\u26a0 {self.channels[row].label or f'channel {row}'}: window {problem}"
+            for row, problem in sorted(self.problems.items())
+            if row < len(self.channels)
+        ]
+        self.problem.setText("\n".join(lines))
+        self.problem.setVisible(bool(lines))
+        self._refresh_buttons()
 
     def _apply(self, row: int) -> None:
         layer = self.layers.get(row)
@@ -264,7 +495,7 @@ class ChannelMetadataWidget(QWidget):
             layer.name = ch.label
         layer.colormap = colormap_for(ch.color)
         window = ch.window
-        if window is not None and window.end > window.start:
+        if window is not None and window_problem(window) is None:
             lo, hi = layer.contrast_limits_range
             layer.contrast_limits_range = (min(lo, window.start), max(hi, window.end))
             layer.contrast_limits = (window.start, window.end)
@@ -288,17 +519,19 @@ class ChannelMetadataWidget(QWidget):
             window = Window(start, end, min(old.min, start), max(old.max, end))
             self.channels[row] = replace(self.channels[row], window=window)
             self._set_table_window(row, window)
+            self._check_window(row)
 
     # -- saving -------------------------------------------------------------------------
     def save(self) -> bool:
         """Write the channels into the store (atomically); True on success."""
-        if self.source is None:
+        if self.source is None or self.problems:
             return False
         try:
             write_channels(self.source, self.channels)
         except ReadOnlyStoreError as exc:
             show_warning(f"{exc}\nUse 'Save as...' to write a copy with these channels.")
-            self.save_button.setEnabled(False)
+            self._read_only = True
+            self._refresh_buttons()
             return False
         except (OSError, ValueError) as exc:
             notify_failure("Saving channel metadata", exc)
@@ -307,53 +540,93 @@ class ChannelMetadataWidget(QWidget):
         return True
 
     def revert(self) -> None:
-        """Re-read the channels from the store and apply them to the layers."""
+        """Re-read the channels (from the store, or the layer) and apply them."""
         self.load()
         for row in range(len(self.channels)):
             self._apply(row)
 
-    def save_as(self, path: str | None = None, *, overwrite: bool = False) -> None:
-        """Write a copy of the image (levels as they are) with the edited channels."""
-        if self.source is None:
-            return
+    def _image_to_save(self) -> tuple[Any, str]:
+        """A function reading the image to save (in the worker), and what it is."""
+        channels = list(self.channels)
+        if self.source is not None:
+            source = self.source
+
+            def from_store() -> MultiscaleImage:
+                return read_ome_zarr(source).replace(channels=channels)
+
+            return from_store, f"the image of {Path(source).name}"
+        layers = [self.layers[i] for i in sorted(self.layers)]
+        image = layers_to_image(layers).replace(channels=channels)
+        return (lambda: image), describe_layers(layers)
+
+    def save_as(self, path: str | None = None) -> bool:
+        """Write the image (levels as they are) with the edited channels as OME-Zarr.
+
+        Returns True when the write started.
+        """
+        if not self.channels or self.problems or self.runner.busy:
+            return False
         path = path or self.ask_save_path()
         if not path:
-            return
-        source, channels = self.source, list(self.channels)
+            return False
+        path = normalize_source(path)
+        if self.source is not None and same_store(path, self.source):
+            show_warning("Save as...: choose another store than the one shown (use Save)")
+            return False
+        try:
+            read_image, what = self._image_to_save()
+        except ValueError as exc:
+            notify_failure(DESC, exc)
+            return False
+        overwrite = False
+        if Path(path).exists():
+            question = f"{path}\nalready exists.\n\nReplace it with {what} and these channels?"
+            if not self.confirm_overwrite(path, question):
+                self.runner.decline(DESC, f"{path} exists and was kept")
+                return False
+            overwrite = True
+        replaced = list(self.layers.values())
 
         def write(progress: Any, cancel: Any) -> str:
-            from ..core.pyramid import write_levels
+            from ..core.pyramid import write_levels, write_pyramid
 
-            image = read_ome_zarr(source).replace(channels=channels)
+            image = read_image()
             version = image.ngff_version if image.ngff_version in ("0.4", "0.5") else "0.5"
-            out = write_levels(
-                image,
-                path,
-                ngff_version=version,
-                overwrite=overwrite,
-                progress=progress,
-                cancel=cancel,
-            )
+            if image.num_levels > 1:
+                out = write_levels(
+                    image, path, ngff_version=version, overwrite=overwrite,
+                    progress=progress, cancel=cancel,
+                )  # fmt: skip
+            else:
+                from .._writer import auto_max_layer
+
+                out = write_pyramid(
+                    image, path, max_layer=auto_max_layer(image), ngff_version=version,
+                    overwrite=overwrite, progress=progress, cancel=cancel,
+                )  # fmt: skip
             return str(out)
 
-        def on_error(exc: BaseException) -> bool:
-            if isinstance(exc, DestinationExistsError) and self.confirm_overwrite(path):
-                self.save_as(path, overwrite=True)
-                return True
-            return False
+        return self.runner.start(
+            write,
+            desc=DESC,
+            target=f"{what} -> {path}",
+            on_done=lambda out: self._saved_copy(out, replaced),
+        )
 
-        self.runner.start(write, desc="Saving a copy", on_done=self._saved_copy, on_error=on_error)
-
-    def _saved_copy(self, path: str) -> None:
-        """Open the copy in place of the read-only layers, so Save works from now on."""
-        for layer in list(self.layers.values()):
-            self._viewer.layers.remove(layer)
+    def _saved_copy(self, path: str, replaced: list[Any]) -> None:
+        """Show the copy in place of the layers it was saved from, so Save works from now on."""
+        for layer in replaced:
+            if layer in self._viewer.layers:
+                self._viewer.layers.remove(layer)
         for data, kwargs, kind in image_to_layer_data(read_ome_zarr(path), with_labels=False):
             getattr(self._viewer, f"add_{kind}")(data, **kwargs)
         show_info(f"Saved a copy with the edited channels as {path}")
         self.layer.reset_choices()
         match = [
-            ly for ly in omezarr_layers(self._viewer) if zarrnii_info(ly).get("source") == path
+            ly
+            for ly in image_layers(self._viewer)
+            if zarrnii_info(ly).get("source") and same_store(zarrnii_info(ly)["source"], path)
         ]
         if match:
             self.layer.value = match[0]
+        self.load()

@@ -4,39 +4,51 @@ The box is held in level-0 voxel indices of the chosen layer (``box_max`` exclus
 in the layer's axis order).  World coordinates become voxel indices through the
 layer's own transform and :func:`~..core.roi.index_box` (rounded outward); the crop
 is :func:`~..core.roi.crop_level`, a lazy dask slice placed exactly over the source.
+
+A rectangle being drawn or edited updates the box as it changes; a problem with it
+(outside the image, empty) is shown under the box, not as a notification -- buttons
+the user clicks report theirs as notifications.  A saved OME-Zarr crop gets a
+pyramid down to about :data:`CROP_PYRAMID_TARGET` voxels along its largest axis.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from magicgui.types import FileDialogMode
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
     Container,
     FileEdit,
     Label,
+    LineEdit,
     PushButton,
     SpinBox,
 )
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtWidgets import QMessageBox
 
-from .._errors import DestinationExistsError
 from .._layers import layers_to_image
-from ..core.mask import find_tissue_bounds
+from ..core.mask import find_tissue_bounds, resolve_threshold
 from ..core.model import Level
 from ..core.roi import crop_level, index_box, map_box_between_levels, physical_box
+from ..core.store import normalize_source
 from ._common import (
+    Panel,
     TaskRunner,
+    ask_yes_no,
+    describe_layers,
     fill_table,
     format_bytes,
     image_layers,
     layer_choices,
+    on_closed,
     read_only_table,
+    set_message,
     source_layers,
     watch_layers,
     zarrnii_info,
@@ -49,11 +61,33 @@ __all__ = ["CropRoiWidget"]
 
 ROI_LAYER = "ROI"
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
+#: a saved OME-Zarr crop gets levels until its largest axis is at most this many voxels
+CROP_PYRAMID_TARGET = 32
+#: the part of the canvas the found box fills when the view is fitted to it
+FIT_MARGIN = 0.85
+OTSU_HINT = "Otsu (automatic)"
 
 
-def _confirm_overwrite(path: str) -> bool:
-    answer = QMessageBox.question(None, "Replace?", f"{path} already exists.\nReplace it?")
-    return answer == QMessageBox.StandardButton.Yes
+def _confirm_overwrite(path: str, question: str) -> bool:
+    return ask_yes_no("Replace?", question)
+
+
+def parse_threshold(text: str) -> float | None:
+    """``''``/``'otsu'``/``'auto'`` -> None (Otsu); a number -> that number.
+
+    A number between 0 and 1 on integer data is a fraction of the data range
+    (:func:`~..core.mask.resolve_threshold`).
+    """
+    value = (text or "").strip().lower()
+    if value in ("", "otsu", "auto"):
+        return None
+    try:
+        number = float(value)
+    except ValueError as exc:
+        raise ValueError(f"threshold: {text!r} is not a number (empty for Otsu)") from exc
+    if not math.isfinite(number):
+        raise ValueError(f"threshold: {text!r} is not a finite number")
+    return number
 
 
 def _camera_and_canvas(viewer: Any) -> tuple[Any, tuple[int, int]]:
@@ -64,10 +98,11 @@ def _camera_and_canvas(viewer: Any) -> tuple[Any, tuple[int, int]]:
     return viewer.camera, tuple(viewer._canvas_size)  # older napari
 
 
-class CropRoiWidget(Container):
+class CropRoiWidget(Panel):
     """Choose a box on a (multiscale) image layer and load or save it at full resolution.
 
-    ``confirm_overwrite(path) -> bool`` asks before replacing a file; tests replace it.
+    ``confirm_overwrite(path, question) -> bool`` asks before replacing a file; tests
+    replace it.
     """
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
@@ -84,14 +119,21 @@ class CropRoiWidget(Container):
         self.from_shapes = PushButton(text="From rectangle")
         self.from_view = PushButton(text="From current view")
         self.find_tissue = PushButton(text="Find tissue")
-        self.z_start = SpinBox(label="z from", min=0, max=0)
-        self.z_stop = SpinBox(label="z to (excl.)", min=1, max=1)
+        self.threshold = LineEdit(
+            label="threshold",
+            value="",
+            tooltip="Find tissue: voxels above this value; empty for Otsu's threshold, "
+            "0-1 on integer data for a fraction of the data range",
+        )
+        self.z_start = SpinBox(label="z from (voxel)", min=0, max=0)
+        self.z_stop = SpinBox(label="z to (voxel, excl.)", min=1, max=1)
         self.info = Label(value="")
         self.box_table = read_only_table(("",))
-        self.box_table.min_height = 90
         self.crop_button = PushButton(text="Crop (add layer)")
         self.save_path = FileEdit(
-            label="save as", mode="w", filter="OME-Zarr or NIfTI (*.ome.zarr *.nii *.nii.gz)"
+            label="save as",
+            mode=FileDialogMode.OPTIONAL_FILE,
+            filter="OME-Zarr or NIfTI (*.ome.zarr *.nii *.nii.gz)",
         )
         self.save_button = PushButton(text="Save crop")
         self.runner = TaskRunner()
@@ -103,11 +145,15 @@ class CropRoiWidget(Container):
         buttons.margins = (0, 0, 0, 0)
         super().__init__(
             widgets=[
-                self.image, self.all_channels, self.shapes, buttons, self.z_start,
-                self.z_stop, self.box_table, self.info, self.crop_button, self.save_path,
-                self.save_button, self.runner,
+                self.image, self.all_channels, self.shapes, buttons, self.threshold,
+                self.z_start, self.z_stop, self.box_table, self.info, self.crop_button,
+                self.save_path, self.save_button, self.runner,
             ]
         )  # fmt: skip
+        self.span(buttons, self.box_table, self.info, self.crop_button, self.save_button)
+        self.span(self.runner)
+        self.threshold.native.setPlaceholderText(OTSU_HINT)
+        self.threshold.changed.connect(self._on_threshold_changed)
         self.image.changed.connect(self._on_image_changed)
         self.shapes.changed.connect(self._watch_shapes)
         self.all_channels.changed.connect(self._show_box)
@@ -118,9 +164,19 @@ class CropRoiWidget(Container):
         self.z_stop.changed.connect(self._on_z_changed)
         self.crop_button.changed.connect(lambda *_: self.crop())
         self.save_button.changed.connect(lambda *_: self.save())
+        self.runner.on_busy_changed(lambda _busy: self._refresh_buttons())
         watch_layers(viewer, self._on_layers_changed, self)
+        on_closed(self.native, self._closed)
         self._on_image_changed()
         self._watch_shapes()
+        self.fix_width()
+
+    def _closed(self) -> None:
+        self.runner.close()
+        if self._watched is not None:
+            with contextlib.suppress(AttributeError, RuntimeError, TypeError, ValueError):
+                self._watched.events.data.disconnect(self._on_shapes_edited)
+            self._watched = None
 
     # -- layers and levels ----------------------------------------------------------------
     def _on_layers_changed(self) -> None:
@@ -213,11 +269,16 @@ class CropRoiWidget(Container):
             lo[z], hi[z] = self.z_start.value, max(self.z_stop.value, self.z_start.value + 1)
         self.set_box(lo, hi)
 
-    def box_from_shapes(self) -> bool:
-        """Box from the selected (else last) shape of the chosen Shapes layer."""
+    def box_from_shapes(self, *, notify: bool = True) -> bool:
+        """Box from the selected (else last) shape of the chosen Shapes layer.
+
+        With ``notify`` False (the rectangle is being edited) a problem is only shown
+        under the box.
+        """
         shapes = self.shapes.value
         if shapes is None or len(shapes.data) == 0:
-            show_warning("Draw a rectangle in a Shapes layer first (or use Find tissue).")
+            if notify:
+                show_warning("Draw a rectangle in a Shapes layer first (or use Find tissue).")
             return False
         selected = sorted(shapes.selected_data)
         vertices = np.asarray(shapes.data[selected[-1] if selected else -1], dtype=float)
@@ -225,7 +286,9 @@ class CropRoiWidget(Container):
         try:
             self._box_from_world(world.min(axis=0), world.max(axis=0))
         except ValueError as exc:
-            show_error(f"Crop ROI: {exc}")
+            set_message(self.info, f"Rectangle: {exc}")
+            if notify:
+                show_error(f"Crop ROI: {exc}")
             return False
         return True
 
@@ -244,26 +307,70 @@ class CropRoiWidget(Container):
             return False
         return True
 
-    def run_find_tissue(self) -> None:
-        """Otsu tissue bounds on the coarsest level (in a worker), drawn as a rectangle."""
+    def _on_threshold_changed(self, *_: Any) -> None:
+        try:
+            parse_threshold(self.threshold.value)
+        except ValueError as exc:
+            set_message(self.info, str(exc))
+        else:
+            self._show_box()
+        self._refresh_buttons()
+
+    def run_find_tissue(self) -> bool:
+        """Tissue bounds on the coarsest level (in a worker), drawn as a rectangle.
+
+        The threshold is the one in the threshold box, Otsu's when it is empty; the
+        view is fitted to the box found.  Returns True when the search started.
+        """
         try:
             levels = self._levels()
+            threshold = parse_threshold(self.threshold.value)
         except ValueError as exc:
             show_error(f"Find tissue: {exc}")
-            return
+            return False
         coarse, level0 = levels[-1], levels[0]
+        layer = self._layer()
 
-        def bounds(progress: Any, cancel: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
-            found = find_tissue_bounds(coarse.data)
+        def bounds(progress: Any, cancel: Any) -> tuple[Any, float]:
+            value = resolve_threshold(coarse.data, threshold)
+            found = find_tissue_bounds(coarse.data, threshold)
             lo, hi = [b[0] for b in found], [b[1] for b in found]
-            return map_box_between_levels(lo, hi, coarse, level0)
+            return map_box_between_levels(lo, hi, coarse, level0), value
 
-        self.runner.start(bounds, desc="Finding tissue", on_done=self._tissue_found)
+        return self.runner.start(
+            bounds,
+            desc="Finding tissue",
+            target=f"layer '{layer.name}', level {len(levels) - 1} of {len(levels)}",
+            on_done=self._tissue_found,
+        )
 
-    def _tissue_found(self, box: tuple[tuple[int, ...], tuple[int, ...]]) -> None:
+    def _tissue_found(self, found: tuple[Any, float]) -> None:
+        box, value = found
+        if parse_threshold(self.threshold.value) is None:
+            self.threshold.native.setPlaceholderText(f"Otsu: {value:.4g}")
         self.set_box(*box)
         self.draw_box()
+        self.fit_view()
         show_info("Tissue found: adjust the ROI rectangle, then click 'From rectangle'.")
+
+    def fit_view(self) -> None:
+        """Centre the 2-D view on the box and zoom so all of it shows."""
+        if self.box is None or self._viewer.dims.ndisplay != 2:
+            return
+        layer = self._layer()
+        shown = self._displayed_axes(layer)
+        corners = []
+        for corner in self.box:  # voxel edges -> world through the layer's transform
+            data = np.zeros(layer.ndim)
+            data[shown] = [corner[a] - 0.5 for a in shown]
+            corners.append(np.asarray(layer.data_to_world(data), dtype=float)[-2:])
+        lo, hi = np.minimum(*corners), np.maximum(*corners)
+        camera, size = _camera_and_canvas(self._viewer)
+        extent = np.maximum(hi - lo, 1e-9)
+        center = list(camera.center)
+        center[-2:] = list((lo + hi) / 2)
+        camera.center = tuple(center)
+        camera.zoom = float(min(np.asarray(size, dtype=float) / extent) * FIT_MARGIN)
 
     def draw_box(self) -> None:
         """Show the box as a rectangle in the 'ROI' Shapes layer (made if needed)."""
@@ -302,7 +409,7 @@ class CropRoiWidget(Container):
         if not self.runner.alive or self.image.value is None:
             return
         if getattr(event, "action", None) in ("added", "changed"):
-            self.box_from_shapes()
+            self.box_from_shapes(notify=False)
 
     # -- showing ------------------------------------------------------------------------------
     def _targets(self) -> list[Any]:
@@ -321,13 +428,14 @@ class CropRoiWidget(Container):
         """The box per axis in physical units and level-0 voxels, and its size."""
         layer = self.image.value
         if layer is None or self.box is None:
-            fill_table(self.box_table, [], ("",))
-            self.info.value = (
+            fill_table(self.box_table, [], ("",), min_rows=2)
+            set_message(
+                self.info,
                 "Open an image to crop."
                 if layer is None
-                else "No box yet: draw a rectangle, use the view, or find the tissue."
+                else "No box yet: draw a rectangle, use the view, or find the tissue.",
             )
-            self.crop_button.enabled = self.save_button.enabled = False
+            self._refresh_buttons()
             return
         level0 = self._levels()[0]
         lo, hi = self.box
@@ -343,11 +451,24 @@ class CropRoiWidget(Container):
         size = [b - a for a, b in zip(lo, hi)]
         n_layers = len(self._targets())
         nbytes = math.prod(size) * np.dtype(layer.dtype).itemsize * n_layers
-        self.info.value = (
+        set_message(
+            self.info,
             f"level-0 box {' x '.join(map(str, size))} x {n_layers} channel(s): "
-            f"{format_bytes(nbytes)} to load"
+            f"{format_bytes(nbytes)} to load",
         )
-        self.crop_button.enabled = self.save_button.enabled = True
+        self._refresh_buttons()
+
+    def _refresh_buttons(self) -> None:
+        has_box = self.image.value is not None and self.box is not None
+        busy = self.runner.busy
+        self.crop_button.enabled = has_box
+        self.save_button.enabled = has_box and not busy
+        try:
+            parse_threshold(self.threshold.value)
+            threshold_ok = True
+        except ValueError:
+            threshold_ok = False
+        self.find_tissue.enabled = self.image.value is not None and threshold_ok and not busy
 
     # -- cropping ------------------------------------------------------------------------------
     def cropped_layer_data(self, suffix: str = " crop") -> list[tuple]:
@@ -389,18 +510,33 @@ class CropRoiWidget(Container):
             return []
         return [self._viewer.add_image(data, **kwargs) for data, kwargs, _ in layer_data]
 
-    def save(self, *, overwrite: bool = False) -> None:
-        """Write the crop as OME-Zarr (a new pyramid) or NIfTI, by the path's suffix."""
+    def save(self) -> bool:
+        """Write the crop as OME-Zarr (with a pyramid) or NIfTI, by the path's suffix.
+
+        Returns True when the write started.
+        """
         path = str(self.save_path.value or "")
         if path in ("", "."):
             show_error("Save crop: choose a path ending in .ome.zarr, .nii or .nii.gz")
-            return
+            return False
+        path = normalize_source(path)
         try:
+            targets = self._targets()
             image = layers_to_image(self.cropped_layer_data(suffix=""))
         except ValueError as exc:
             show_error(f"Save crop: {exc}")
-            return
+            return False
+        assert self.box is not None
         image.name = image.name or Path(path).name.split(".")[0]
+        size = "x".join(str(b - a) for a, b in zip(*self.box))
+        what = f"{describe_layers(targets)}, box {size}"
+        overwrite = False
+        if Path(path).exists():
+            question = f"{path}\nalready exists.\n\nReplace it with the crop of {what}?"
+            if not self.confirm_overwrite(path, question):
+                self.runner.decline("Saving crop", f"{path} exists and was kept")
+                return False
+            overwrite = True
 
         def write(progress: Any, cancel: Any) -> Path:
             if path.lower().endswith(NIFTI_SUFFIXES):
@@ -413,21 +549,15 @@ class CropRoiWidget(Container):
             return write_pyramid(
                 image,
                 path,
-                max_layer=auto_max_layer(image),
+                max_layer=auto_max_layer(image, target=CROP_PYRAMID_TARGET),
                 overwrite=overwrite,
                 progress=progress,
                 cancel=cancel,
             )
 
-        def on_error(exc: BaseException) -> bool:
-            if isinstance(exc, DestinationExistsError) and self.confirm_overwrite(path):
-                self.save(overwrite=True)
-                return True
-            return False
-
-        self.runner.start(
+        return self.runner.start(
             write,
             desc="Saving crop",
+            target=f"{what} -> {path}",
             on_done=lambda out: show_info(f"Saved the crop as {out}"),
-            on_error=on_error,
         )

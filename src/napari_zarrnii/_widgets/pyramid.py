@@ -2,17 +2,21 @@
 
 The preview table is :func:`~..core.pyramid.plan_pyramid`'s plan, refreshed on every
 change; Run hands the same plan to :func:`~..core.pyramid.write_pyramid` in a worker.
+A run is bound to the layers (or file) and the destination it started with: changing
+the controls while it runs changes the next run, not this one.  A destination that
+exists is replaced only after a question naming it and what replaces it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from magicgui.types import FileDialogMode
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
-    Container,
     FileEdit,
     Label,
     LineEdit,
@@ -20,21 +24,28 @@ from magicgui.widgets import (
     Select,
     SpinBox,
 )
-from qtpy.QtWidgets import QMessageBox
+from napari.utils.notifications import show_error, show_info, show_warning
 
-from .._errors import DestinationExistsError
 from .._layers import image_to_layer_data, layers_to_image
 from ..core.model import MultiscaleImage
 from ..core.pyramid import SCALING_METHODS, PyramidPlan, plan_pyramid, write_pyramid
+from ..core.store import normalize_source
 from ..core.tiff import has_tifffile
 from ._common import (
+    ElidedLabel,
+    Panel,
     TaskRunner,
+    ask_yes_no,
+    describe_layers,
     fill_table,
     format_bytes,
     image_layers,
     layer_choices,
+    layers_showing,
+    on_closed,
     parse_ints,
     read_only_table,
+    set_message,
     watch_layers,
     zarrnii_info,
 )
@@ -42,7 +53,7 @@ from ._common import (
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["CreatePyramidWidget"]
+__all__ = ["CreatePyramidWidget", "PyramidJob"]
 
 # TIFF needs the optional tifffile: offered only when it is installed.
 SOURCES = ("layers", "NIfTI file", *(("TIFF file",) if has_tifffile() else ()), "OME-Zarr folder")
@@ -52,24 +63,52 @@ FILE_FILTERS = {
 }
 COMPRESSORS = ("blosc-zstd", "blosc-lz4", "zstd", "none")
 COLUMNS = ("level", "shape", "voxel size", "chunks", "size")
+DEFAULT_METHOD = "local_mean"
+UNIT_SYMBOLS = {"micrometer": "µm", "millimeter": "mm", "nanometer": "nm", "meter": "m"}
+DESC = "Writing pyramid"
 
 
-def _confirm_overwrite(path: str) -> bool:
-    answer = QMessageBox.question(
-        None, "Replace existing store?", f"{path} already exists.\nReplace it?"
-    )
-    return answer == QMessageBox.StandardButton.Yes
+def _confirm_overwrite(path: str, question: str) -> bool:
+    return ask_yes_no("Replace existing store?", question)
 
 
 def _fmt(values: Any) -> str:
-    return " x ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in values)
+    return "x".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in values)
 
 
-class CreatePyramidWidget(Container):
+def _shape(image: MultiscaleImage) -> str:
+    return f"{'x'.join(map(str, image.shape))} {image.dtype}"
+
+
+def _existing(path: str) -> str:
+    """What a destination holds now, in a few words (metadata only)."""
+    from ..core.omezarr import read_ome_zarr
+
+    try:
+        image = read_ome_zarr(path, with_labels=False)
+    except (OSError, ValueError):
+        return "a folder" if Path(path).is_dir() else "a file"
+    return f"an OME-Zarr image ({_shape(image)}, {image.num_levels} levels)"
+
+
+@dataclass(frozen=True)
+class PyramidJob:
+    """What one run writes: from which layers (or file) to which store."""
+
+    source: str
+    layers: tuple[Any, ...]
+    path: str
+
+    @property
+    def text(self) -> str:
+        return f"from {self.source}\nto {self.path}"
+
+
+class CreatePyramidWidget(Panel):
     """Build a multiscale OME-Zarr with a live preview of the levels it will write.
 
-    ``confirm_overwrite(path) -> bool`` asks before replacing an existing store; tests
-    replace it.
+    ``confirm_overwrite(path, question) -> bool`` asks before replacing an existing
+    store; tests replace it.
     """
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
@@ -81,16 +120,19 @@ class CreatePyramidWidget(Container):
             label="layers",
             choices=layer_choices(viewer, lambda v: image_layers(v, kinds=("image", "labels"))),
         )
-        self.file = FileEdit(label="file", mode="r", filter=FILE_FILTERS["NIfTI file"])
-        self.output = FileEdit(label="output", mode="w", filter="OME-Zarr (*.ome.zarr)")
+        self.file = FileEdit(label="file", mode=FileDialogMode.EXISTING_FILE)
+        self.output = FileEdit(
+            label="output", mode=FileDialogMode.OPTIONAL_FILE, filter="OME-Zarr (*.ome.zarr)"
+        )
         self.n_levels = SpinBox(label="levels", value=4, min=1, max=16)
         self.factors = LineEdit(label="downsample factors", value="auto")
-        self.method = ComboBox(label="method", choices=SCALING_METHODS, value="local_mean")
+        self.method = ComboBox(label="method", choices=SCALING_METHODS, value=DEFAULT_METHOD)
         self.chunks = LineEdit(label="chunks", value="auto")
         self.compressor = ComboBox(label="compressor", choices=COMPRESSORS, value="blosc-zstd")
         self.clevel = SpinBox(label="compression level", value=3, min=1, max=9)
         self.ngff_version = ComboBox(label="OME-NGFF", choices=("0.5", "0.4"), value="0.5")
         self.shards = LineEdit(label="shards (0.5 only)", value="")
+        self.target = ElidedLabel(label="writes")
         self.summary = Label(value="")
         self.preview = read_only_table(COLUMNS)
         self.open_result = CheckBox(label="open result", value=True)
@@ -100,29 +142,43 @@ class CreatePyramidWidget(Container):
             widgets=[
                 self.source_kind, self.layers, self.file, self.output, self.n_levels,
                 self.factors, self.method, self.chunks, self.compressor, self.clevel,
-                self.ngff_version, self.shards, self.summary, self.preview,
+                self.ngff_version, self.shards, self.target, self.summary, self.preview,
                 self.open_result, self.run_button, self.runner,
             ]
         )  # fmt: skip
-        self.preview.min_height = 140
+        self.span(self.summary, self.preview, self.open_result, self.run_button, self.runner)
+        self.layers.native.setMaximumHeight(90)
         self.plan: PyramidPlan | None = None
+        #: the last run (what it wrote where), None before the first
+        self.job: PyramidJob | None = None
+        self._auto_select = True  # until something is chosen, follow the first image
+        self._method_choice = DEFAULT_METHOD  # the user's method for images
+        self.method.changed.connect(self._on_method_changed)
+        self.layers.changed.connect(self._on_selection_changed)
         for widget in (
-            self.source_kind, self.layers, self.file, self.n_levels, self.factors,
+            self.source_kind, self.layers, self.file, self.output, self.n_levels, self.factors,
             self.method, self.chunks, self.compressor, self.clevel, self.ngff_version,
             self.shards,
         ):  # fmt: skip
             widget.changed.connect(self.update_preview)
         self.run_button.changed.connect(lambda *_: self.run())
+        self.runner.on_busy_changed(lambda _busy: self._refresh_run_button())
         watch_layers(viewer, self._on_layers_changed, self)
+        on_closed(self.native, self.runner.close)
         self._select_default_layers()
         self.update_preview()
+        self.fix_width()
 
     # -- source -------------------------------------------------------------------------
     def _on_layers_changed(self) -> None:
         self.layers.reset_choices()
-        if not self.layers.value:
+        if not self.layers.value and self._auto_select:
             self._select_default_layers()
         self.update_preview()
+
+    def _on_selection_changed(self, *_: Any) -> None:
+        if self.layers.value:
+            self._auto_select = False  # from now on only the user changes it
 
     def _select_default_layers(self) -> None:
         """All layers of the first image's source (its channels and labels), or the first."""
@@ -132,6 +188,10 @@ class CreatePyramidWidget(Container):
         source = zarrnii_info(candidates[0]).get("source")
         same = [ly for ly in candidates if source and zarrnii_info(ly).get("source") == source]
         self.layers.value = same or candidates[:1]
+
+    def _on_method_changed(self, *_: Any) -> None:
+        if self.method.enabled:
+            self._method_choice = self.method.value
 
     def source_image(self) -> MultiscaleImage:
         """The image to write, from the chosen layers or file (metadata only)."""
@@ -159,6 +219,15 @@ class CreatePyramidWidget(Container):
                 self._cache[key] = read_ome_zarr(path)
         return self._cache[key]
 
+    def _source_text(self) -> str:
+        if self.source_kind.value == "layers":
+            return describe_layers(self.layers.value)
+        return f"{self.source_kind.value} {Path(str(self.file.value)).name}"
+
+    def _output_path(self) -> str | None:
+        path = str(self.output.value or "")
+        return None if path in ("", ".") else normalize_source(path)
+
     def _compressor(self) -> str | None:
         name = self.compressor.value
         return None if name == "none" else f"{name}:{self.clevel.value}"
@@ -173,36 +242,47 @@ class CreatePyramidWidget(Container):
             downsample_factors=parse_ints(self.factors.value, "downsample factors"),
             chunks=parse_ints(self.chunks.value, "chunks"),
             shards=shards,
-            scaling_method="mode" if image.is_label else self.method.value,
+            scaling_method="mode" if image.is_label else self._method_choice,
             ngff_version=self.ngff_version.value,
             compressor=self._compressor(),
         )
         return image, plan
 
     # -- preview ------------------------------------------------------------------------
+    def _show_method(self, is_label: bool) -> None:
+        """Labels always use 'mode'; images get back the method the user chose."""
+        with self.method.changed.blocked():
+            self.method.value = "mode" if is_label else self._method_choice
+        self.method.enabled = not is_label
+
     def update_preview(self, *_: Any) -> None:
         """Refresh the plan table (no data is read)."""
         kind = self.source_kind.value
         self.layers.visible = kind == "layers"
         self.file.visible = kind != "layers"
-        self.file.mode = "d" if kind == "OME-Zarr folder" else "r"
+        self.file.mode = (
+            FileDialogMode.EXISTING_DIRECTORY
+            if kind == "OME-Zarr folder"
+            else FileDialogMode.EXISTING_FILE
+        )
         self.file.filter = FILE_FILTERS.get(kind)
         self.shards.enabled = self.ngff_version.value == "0.5"
         self.clevel.enabled = self.compressor.value != "none"
         self.plan = None
+        path = self._output_path()
+        self.target.value = f"from {self._source_text()}\nto {path or '(choose an output)'}"
         try:
             image, plan = self.make_plan()
         except (OSError, ValueError) as exc:
-            self.summary.value = f"cannot plan: {exc}"
-            fill_table(self.preview, [], COLUMNS)
-            self.run_button.enabled = False
+            set_message(self.summary, f"cannot plan: {exc}")
+            fill_table(self.preview, [], COLUMNS, stretch=(1, 2))
+            self._refresh_run_button()
             return
-        if image.is_label:
-            self.method.value = "mode"
-        self.method.enabled = not image.is_label
+        self._show_method(image.is_label)
         self.plan = plan
         units = [a.unit for a in image.axes if a.type == "space"]
         unit = units[0] if units and units[0] and len(set(units)) == 1 else ""
+        unit = UNIT_SYMBOLS.get(unit, unit)
         rows = [
             (
                 row["level"],
@@ -213,60 +293,96 @@ class CreatePyramidWidget(Container):
             )
             for row in plan.table()
         ]
-        fill_table(self.preview, rows, COLUMNS)
+        fill_table(self.preview, rows, COLUMNS, stretch=(1, 2))
         names = "".join(a.name for a in image.axes)
-        self.summary.value = (
+        set_message(
+            self.summary,
             f"{plan.num_levels} levels ({names}, {plan.dtype}), {plan.method}, "
             f"{plan.compressor_description}\n"
-            f"{format_bytes(plan.total_bytes)} uncompressed in {plan.total_chunks} chunks"
+            f"{format_bytes(plan.total_bytes)} uncompressed in {plan.total_chunks} chunks",
         )
-        self.run_button.enabled = True
+        self._refresh_run_button()
+
+    def _refresh_run_button(self) -> None:
+        ready = self.plan is not None and self._output_path() is not None
+        self.run_button.enabled = ready and not self.runner.busy
 
     # -- run ----------------------------------------------------------------------------
-    def run(self, *, overwrite: bool = False) -> None:
-        """Write the pyramid in a worker (progress, Cancel, overwrite confirmation)."""
-        from napari.utils.notifications import show_error
+    def _replace_question(
+        self, job: PyramidJob, image: MultiscaleImage, plan: PyramidPlan, shown: list[Any]
+    ) -> str:
+        lines = [f"{job.path}", f"already holds {_existing(job.path)}."]
+        if shown:
+            lines.append(f"It is shown as {describe_layers(shown)}.")
+        lines += [
+            "",
+            f"Replace it with a {plan.num_levels}-level pyramid of {job.source} "
+            f"({_shape(image)})?",
+        ]
+        if shown:
+            lines.append("The layers showing it will show the new store.")
+        return "\n".join(lines)
 
-        path = str(self.output.value or "")
-        if path in ("", "."):
+    def run(self) -> bool:
+        """Write the pyramid in a worker (progress, Cancel, replace only when confirmed).
+
+        Returns True when a write started.
+        """
+        if self.runner.busy:
+            show_warning(f"{DESC}: the previous write is still running")
+            return False
+        path = self._output_path()
+        if path is None:
             show_error("Create pyramid: choose an output path (.ome.zarr)")
-            return
+            return False
         try:
             image, plan = self.make_plan()
         except (OSError, ValueError) as exc:
             show_error(f"Create pyramid: {exc}")
-            return
-        source_layers = list(self.layers.value) if self.source_kind.value == "layers" else []
+            return False
+        from_layers = self.source_kind.value == "layers"
+        job = PyramidJob(
+            source=self._source_text(),
+            layers=tuple(self.layers.value) if from_layers else (),
+            path=path,
+        )
+        overwrite = False
+        if Path(path).exists():
+            shown = layers_showing(self._viewer, path)
+            question = self._replace_question(job, image, plan, shown)
+            if not self.confirm_overwrite(path, question):
+                self.runner.decline(DESC, f"{path} exists and was kept")
+                return False
+            overwrite = True
 
         def write(progress: Any, cancel: Any) -> Path:
             return write_pyramid(
                 image, path, plan, overwrite=overwrite, progress=progress, cancel=cancel
             )
 
-        def on_error(exc: BaseException) -> bool:
-            if isinstance(exc, DestinationExistsError) and self.confirm_overwrite(path):
-                self.run(overwrite=True)
-                return True
-            return False
-
-        self.runner.start(
-            write,
-            desc="Writing pyramid",
-            on_done=lambda out: self._done(out, source_layers),
-            on_error=on_error,
+        self.job = job
+        return self.runner.start(
+            write, desc=DESC, target=job.text, on_done=lambda out: self._done(out, job)
         )
 
-    def _done(self, path: Path, source_layers: list[Any]) -> None:
-        from napari.utils.notifications import show_info
-
+    def _done(self, path: Path, job: PyramidJob) -> None:
+        """Show the new store: in place of the source layers and of stale views of it."""
         show_info(f"Wrote {path}")
-        if not self.open_result.value:
+        layers = self._viewer.layers
+        replaced = layers_showing(self._viewer, path)  # they read the store just replaced
+        if self.open_result.value:
+            replaced += [ly for ly in job.layers if ly in layers and ly not in replaced]
+        if not replaced and not self.open_result.value:
             return
         from ..core.omezarr import read_ome_zarr
 
         layer_data = image_to_layer_data(read_ome_zarr(path))
-        for layer in source_layers:
-            if layer in self._viewer.layers:
-                self._viewer.layers.remove(layer)
-        for data, kwargs, kind in layer_data:
-            getattr(self._viewer, f"add_{kind}")(data, **kwargs)
+        chosen = [ly for ly in self.layers.value if ly not in replaced]
+        reselect = any(ly in replaced for ly in self.layers.value)
+        for layer in replaced:
+            if layer in layers:
+                layers.remove(layer)
+        added = [getattr(self._viewer, f"add_{kind}")(d, **kw) for d, kw, kind in layer_data]
+        if reselect:
+            self.layers.reset_choices()
+            self.layers.value = chosen + [ly for ly in added if ly in layers]

@@ -19,24 +19,40 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._errors import NotOmeZarrError, ReadOnlyStoreError
-from .model import ChannelInfo
+from .._errors import InvalidMetadataError, NotOmeZarrError, ReadOnlyStoreError
+from .model import ChannelInfo, Window
 from .ngff import emit_omero, ngff_attrs
 from .omezarr import detect_layout, read_ome_zarr
 from .store import is_url, local_path, normalize_source, replace_file_atomically
 
-__all__ = ["read_channels", "write_channels"]
+__all__ = ["read_channels", "window_problem", "write_channels"]
 
 log = logging.getLogger(__name__)
 
 #: omero channel keys this package writes; any other key of an old channel is kept.
 _MANAGED_CHANNEL_KEYS = frozenset({"label", "color", "window", "active", "inverted"})
+
+
+def window_problem(window: Window) -> str | None:
+    """Why a channel window cannot be saved, or None when it can.
+
+    The rule is the reader's (:func:`~.ngff.parse_omero` ignores any other window):
+    finite numbers and ``start`` below ``end``.  ``min`` and ``max`` need no check:
+    saving widens them to include the window.
+    """
+    values = (window.start, window.end, window.min, window.max)
+    if not all(math.isfinite(float(v)) for v in values):
+        return "start, end, min and max must be finite numbers"
+    if not window.start < window.end:
+        return f"start ({window.start:g}) must be below end ({window.end:g})"
+    return None
 
 
 def read_channels(source: Any) -> list[ChannelInfo]:
@@ -79,6 +95,8 @@ def write_channels(
         ``source`` is a URL, or a metadata file or its folder is not writable.
     NotOmeZarrError
         ``source`` is not an OME-Zarr image group (a plate, a bioformats2raw root, ...).
+    InvalidMetadataError
+        A channel window the reader would ignore (see :func:`window_problem`).
     ValueError
         The number of channels does not match the image.
     """
@@ -89,6 +107,10 @@ def write_channels(
             "(save a copy to a local folder instead)"
         )
     root = local_path(text, purpose="save channel metadata")
+    for i, channel in enumerate(channels):
+        problem = None if channel.window is None else window_problem(channel.window)
+        if problem is not None:
+            raise InvalidMetadataError(str(root), f"omero.channels[{i}].window", problem)
     meta_file, zarr_format = _group_metadata_file(root)
     doc = _load_json(meta_file)
     attrs = doc if zarr_format == 2 else doc.get("attributes")
@@ -155,7 +177,8 @@ def _merged_omero(old: Mapping[str, Any] | None, new: dict[str, Any]) -> dict[st
         out["rdefs"] = {**new.get("rdefs", {}), **old["rdefs"]}
     elif "rdefs" in new:
         out["rdefs"] = new["rdefs"]
-    old_channels = old.get("channels") if isinstance(old.get("channels"), list) else []
+    raw_channels = old.get("channels")
+    old_channels: list[Any] = raw_channels if isinstance(raw_channels, list) else []
     channels = []
     for i, ch in enumerate(new["channels"]):
         prev = old_channels[i] if i < len(old_channels) else None
@@ -232,7 +255,9 @@ def _v3_update_entries(entries: Mapping[str, Any], rel: list[str], omero: dict[s
     for i in range(1, len(rel)):
         head = "/".join(rel[:i])
         child = out.get(head)
-        nested = child.get("consolidated_metadata") if isinstance(child, Mapping) else None
+        if not isinstance(child, Mapping):
+            continue
+        nested = child.get("consolidated_metadata")
         if isinstance(nested, Mapping) and isinstance(nested.get("metadata"), Mapping):
             inner = _v3_update_entries(nested["metadata"], rel[i:], omero)
             if inner is not None:
