@@ -235,16 +235,16 @@ def test_pyramid_from_layer_writes_and_opens(make_napari_viewer, qtbot, tmp_path
 def test_pyramid_cancel_leaves_nothing(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     from napari_zarrnii._widgets import pyramid as pyramid_module
 
-    real = pyramid_module.write_pyramid
+    real = pyramid_module.save_image
 
-    def held_write(image, path, plan, *, progress, cancel, **kwargs):
+    def held_write(image, path, *, progress, cancel, **kwargs):
         def hold(done, total, message):
             progress(done, total, message)
             cancel.wait(10)  # keep the write running until the user cancels
 
-        return real(image, path, plan, progress=hold, cancel=cancel, **kwargs)
+        return real(image, path, progress=hold, cancel=cancel, **kwargs)
 
-    monkeypatch.setattr(pyramid_module, "write_pyramid", held_write)
+    monkeypatch.setattr(pyramid_module, "save_image", held_write)
     viewer = make_napari_viewer()
     viewer.add_image(np.ones((16, 64, 64), np.uint16), name="vol")
     widget = _pyramid_widget(viewer)
@@ -447,15 +447,15 @@ def test_closed_widget_is_left_alone(make_napari_viewer, qtbot, tmp_path, monkey
     """Closing a dock stops its task and its layer subscriptions."""
     from napari_zarrnii._widgets import pyramid as pyramid_module
 
-    real = pyramid_module.write_pyramid
+    real = pyramid_module.save_image
     started = []
 
-    def held_write(image, path, plan, *, progress, cancel, **kwargs):
+    def held_write(image, path, *, progress, cancel, **kwargs):
         started.append(True)
         cancel.wait(10)
-        return real(image, path, plan, progress=progress, cancel=cancel, **kwargs)
+        return real(image, path, progress=progress, cancel=cancel, **kwargs)
 
-    monkeypatch.setattr(pyramid_module, "write_pyramid", held_write)
+    monkeypatch.setattr(pyramid_module, "save_image", held_write)
     viewer = make_napari_viewer()
     viewer.add_image(np.ones((8, 32, 32), np.uint16), name="vol")
     dock, widget = viewer.window.add_plugin_dock_widget("napari-zarrnii", "Create pyramid")

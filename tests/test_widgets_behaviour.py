@@ -263,15 +263,15 @@ def test_declined_replace_is_not_an_error(make_napari_viewer, qtbot, tmp_path, e
 def test_closing_the_dock_stops_the_write(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     from napari_zarrnii._widgets import pyramid as pyramid_module
 
-    real = pyramid_module.write_pyramid
+    real = pyramid_module.save_image
     started = []
 
-    def held_write(image, path, plan, *, progress, cancel, **kwargs):
+    def held_write(image, path, *, progress, cancel, **kwargs):
         started.append(True)
         cancel.wait(5)  # the user closes the dock meanwhile
-        return real(image, path, plan, progress=progress, cancel=cancel, **kwargs)
+        return real(image, path, progress=progress, cancel=cancel, **kwargs)
 
-    monkeypatch.setattr(pyramid_module, "write_pyramid", held_write)
+    monkeypatch.setattr(pyramid_module, "save_image", held_write)
     viewer = make_napari_viewer()
     viewer.add_image(np.ones((8, 32, 32), np.uint16), name="vol")
     source = viewer.layers["vol"]

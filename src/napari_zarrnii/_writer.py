@@ -13,10 +13,10 @@ import logging
 from typing import Any
 
 from ._layers import layers_to_image
-from .core.io import auto_max_layer, save_image  # auto_max_layer: widgets import it here
+from .core.io import save_image
 from .core.model import MultiscaleImage
 
-__all__ = ["auto_max_layer", "write_image", "write_labels", "write_layers"]
+__all__ = ["write_image", "write_labels", "write_layers"]
 
 log = logging.getLogger(__name__)
 

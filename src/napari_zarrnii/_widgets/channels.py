@@ -45,9 +45,10 @@ from qtpy.QtWidgets import (
 
 from .._errors import ReadOnlyStoreError
 from .._layers import colormap_for, contrast_limits_for, image_to_layer_data, layers_to_image
+from ..core.io import open_image, save_image
 from ..core.metadata import read_channels, window_problem, write_channels
 from ..core.model import ChannelInfo, MultiscaleImage, Window
-from ..core.omezarr import read_ome_zarr
+from ..core.ngff import WRITABLE_VERSIONS as WRITABLE
 from ..core.store import is_url, normalize_source
 from ._common import (
     ElidedLabel,
@@ -552,7 +553,7 @@ class ChannelMetadataWidget(QWidget):
             source = self.source
 
             def from_store() -> MultiscaleImage:
-                return read_ome_zarr(source).replace(channels=channels)
+                return open_image(source, format="ome-zarr").replace(channels=channels)
 
             return from_store, f"the image of {Path(source).name}"
         layers = [self.layers[i] for i in sorted(self.layers)]
@@ -588,22 +589,22 @@ class ChannelMetadataWidget(QWidget):
         replaced = list(self.layers.values())
 
         def write(progress: Any, cancel: Any) -> str:
-            from ..core.pyramid import write_levels, write_pyramid
-
             image = read_image()
-            version = image.ngff_version if image.ngff_version in ("0.4", "0.5") else "0.5"
+            version = image.ngff_version if image.ngff_version in WRITABLE else None
+            options: dict[str, Any] = {"ngff_version": version} if version else {}
             if image.num_levels > 1:
-                out = write_levels(
-                    image, path, ngff_version=version, overwrite=overwrite,
-                    progress=progress, cancel=cancel,
-                )  # fmt: skip
+                options["keep_levels"] = True
             else:
-                from .._writer import auto_max_layer
-
-                out = write_pyramid(
-                    image, path, max_layer=auto_max_layer(image), ngff_version=version,
-                    overwrite=overwrite, progress=progress, cancel=cancel,
-                )  # fmt: skip
+                options["max_layer"] = "auto"
+            out = save_image(
+                image,
+                path,
+                format="ome-zarr",
+                overwrite=overwrite,
+                progress=progress,
+                cancel=cancel,
+                **options,
+            )
             return str(out)
 
         return self.runner.start(
@@ -618,7 +619,8 @@ class ChannelMetadataWidget(QWidget):
         for layer in replaced:
             if layer in self._viewer.layers:
                 self._viewer.layers.remove(layer)
-        for data, kwargs, kind in image_to_layer_data(read_ome_zarr(path), with_labels=False):
+        copy = open_image(path, format="ome-zarr")
+        for data, kwargs, kind in image_to_layer_data(copy, with_labels=False):
             getattr(self._viewer, f"add_{kind}")(data, **kwargs)
         show_info(f"Saved a copy with the edited channels as {path}")
         self.layer.reset_choices()

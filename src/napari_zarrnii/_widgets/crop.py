@@ -33,6 +33,7 @@ from magicgui.widgets import (
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from .._layers import layers_to_image
+from ..core.io import auto_max_layer, resolve_destination, save_image
 from ..core.mask import find_tissue_bounds, resolve_threshold
 from ..core.model import Level
 from ..core.roi import crop_level, index_box, map_box_between_levels, physical_box
@@ -60,7 +61,6 @@ if TYPE_CHECKING:
 __all__ = ["CropRoiWidget"]
 
 ROI_LAYER = "ROI"
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
 #: a saved OME-Zarr crop gets levels until its largest axis is at most this many voxels
 CROP_PYRAMID_TARGET = 32
 #: the part of the canvas the found box fills when the view is fitted to it
@@ -521,6 +521,7 @@ class CropRoiWidget(Panel):
             return False
         path = normalize_source(path)
         try:
+            resolve_destination(path)  # a name of no writable format is refused up front
             targets = self._targets()
             image = layers_to_image(self.cropped_layer_data(suffix=""))
         except ValueError as exc:
@@ -539,21 +540,11 @@ class CropRoiWidget(Panel):
             overwrite = True
 
         def write(progress: Any, cancel: Any) -> Path:
-            if path.lower().endswith(NIFTI_SUFFIXES):
-                from ..core.nifti import write_nifti
-
-                return write_nifti(image, path, overwrite=overwrite)
-            from .._writer import auto_max_layer
-            from ..core.pyramid import write_pyramid
-
-            return write_pyramid(
-                image,
-                path,
-                max_layer=auto_max_layer(image, target=CROP_PYRAMID_TARGET),
-                overwrite=overwrite,
-                progress=progress,
-                cancel=cancel,
-            )
+            dest = resolve_destination(path, overwrite=overwrite)
+            options: dict[str, Any] = {}
+            if dest.format.folder:  # a pyramid down to about CROP_PYRAMID_TARGET voxels
+                options["max_layer"] = auto_max_layer(image, target=CROP_PYRAMID_TARGET)
+            return save_image(image, dest, progress=progress, cancel=cancel, **options)
 
         return self.runner.start(
             write,

@@ -1,7 +1,7 @@
-"""Create pyramid: write layers, a NIfTI or TIFF file or an OME-Zarr store as OME-Zarr.
+"""Create pyramid: write layers, a NIfTI, TIFF or Imaris file or an OME-Zarr store as OME-Zarr.
 
 The preview table is :func:`~..core.pyramid.plan_pyramid`'s plan, refreshed on every
-change; Run hands the same plan to :func:`~..core.pyramid.write_pyramid` in a worker.
+change; Run hands the same plan to :func:`~..core.io.save_image` in a worker.
 A run is bound to the layers (or file) and the destination it started with: changing
 the controls while it runs changes the next run, not this one.  A destination that
 exists is replaced only after a question naming it and what replaces it.
@@ -27,10 +27,12 @@ from magicgui.widgets import (
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from .._layers import image_to_layer_data, layers_to_image
+from ..core.io import FORMATS, open_image, save_image
 from ..core.model import MultiscaleImage
-from ..core.pyramid import SCALING_METHODS, PyramidPlan, plan_pyramid, write_pyramid
+from ..core.ngff import DEFAULT_NGFF_VERSION, NGFF_SPECS, WRITABLE_VERSIONS
+from ..core.oblique import axis_aligned_approximation
+from ..core.pyramid import SCALING_METHODS, PyramidPlan, plan_pyramid
 from ..core.store import normalize_source
-from ..core.tiff import has_tifffile
 from ._common import (
     ElidedLabel,
     Panel,
@@ -55,11 +57,18 @@ if TYPE_CHECKING:
 
 __all__ = ["CreatePyramidWidget", "PyramidJob"]
 
-# TIFF needs the optional tifffile: offered only when it is installed.
-SOURCES = ("layers", "NIfTI file", *(("TIFF file",) if has_tifffile() else ()), "OME-Zarr folder")
+#: File sources, by the format that reads them; a format whose optional package is
+#: missing (TIFF without tifffile, Imaris without h5py) is not offered.
+SOURCE_FORMATS = {
+    f"{FORMATS[key].name} {'folder' if FORMATS[key].folder else 'file'}": key
+    for key in ("nifti", "tiff", "ims", "ome-zarr")
+    if key in FORMATS and FORMATS[key].available()
+}
+SOURCES = ("layers", *SOURCE_FORMATS)
 FILE_FILTERS = {
-    "NIfTI file": "NIfTI (*.nii *.nii.gz)",
-    "TIFF file": "TIFF (*.tif *.tiff *.ome.tif *.ome.tiff)",
+    label: f"{FORMATS[key].name} ({' '.join('*' + s for s in FORMATS[key].suffixes)})"
+    for label, key in SOURCE_FORMATS.items()
+    if not FORMATS[key].folder
 }
 COMPRESSORS = ("blosc-zstd", "blosc-lz4", "zstd", "none")
 COLUMNS = ("level", "shape", "voxel size", "chunks", "size")
@@ -130,8 +139,10 @@ class CreatePyramidWidget(Panel):
         self.chunks = LineEdit(label="chunks", value="auto")
         self.compressor = ComboBox(label="compressor", choices=COMPRESSORS, value="blosc-zstd")
         self.clevel = SpinBox(label="compression level", value=3, min=1, max=9)
-        self.ngff_version = ComboBox(label="OME-NGFF", choices=("0.5", "0.4"), value="0.5")
-        self.shards = LineEdit(label="shards (0.5 only)", value="")
+        self.ngff_version = ComboBox(
+            label="OME-NGFF", choices=WRITABLE_VERSIONS, value=DEFAULT_NGFF_VERSION
+        )
+        self.shards = LineEdit(label="shards (zarr v3)", value="")
         self.target = ElidedLabel(label="writes")
         self.summary = Label(value="")
         self.preview = read_only_table(COLUMNS)
@@ -205,18 +216,7 @@ class CreatePyramidWidget(Panel):
             raise ValueError(f"choose a {kind}")
         key = (kind, path)
         if key not in self._cache:
-            if kind == "NIfTI file":
-                from ..core.nifti import read_nifti
-
-                self._cache[key] = read_nifti(path)
-            elif kind == "TIFF file":
-                from ..core.tiff import read_tiff
-
-                self._cache[key] = read_tiff(path)
-            else:
-                from ..core.omezarr import read_ome_zarr
-
-                self._cache[key] = read_ome_zarr(path)
+            self._cache[key] = open_image(path, format=SOURCE_FORMATS[kind])
         return self._cache[key]
 
     def _source_text(self) -> str:
@@ -233,8 +233,12 @@ class CreatePyramidWidget(Panel):
         return None if name == "none" else f"{name}:{self.clevel.value}"
 
     def make_plan(self) -> tuple[MultiscaleImage, PyramidPlan]:
-        """The source image and the plan the current settings describe."""
-        image = self.source_image()
+        """The image as it will be written and the plan the current settings describe.
+
+        A version that cannot store a world affine gets the axis-aligned image that
+        keeps the volume in place (planned as written, so preview and result agree).
+        """
+        image = axis_aligned_approximation(self.source_image(), self.ngff_version.value)
         shards = parse_ints(self.shards.value, "shards") if self.shards.enabled else None
         plan = plan_pyramid(
             image,
@@ -262,11 +266,11 @@ class CreatePyramidWidget(Panel):
         self.file.visible = kind != "layers"
         self.file.mode = (
             FileDialogMode.EXISTING_DIRECTORY
-            if kind == "OME-Zarr folder"
+            if kind in SOURCE_FORMATS and FORMATS[SOURCE_FORMATS[kind]].folder
             else FileDialogMode.EXISTING_FILE
         )
         self.file.filter = FILE_FILTERS.get(kind)
-        self.shards.enabled = self.ngff_version.value == "0.5"
+        self.shards.enabled = NGFF_SPECS[self.ngff_version.value].zarr_format == 3
         self.clevel.enabled = self.compressor.value != "none"
         self.plan = None
         path = self._output_path()
@@ -356,8 +360,14 @@ class CreatePyramidWidget(Panel):
             overwrite = True
 
         def write(progress: Any, cancel: Any) -> Path:
-            return write_pyramid(
-                image, path, plan, overwrite=overwrite, progress=progress, cancel=cancel
+            return save_image(
+                image,
+                path,
+                format="ome-zarr",
+                plan=plan,
+                overwrite=overwrite,
+                progress=progress,
+                cancel=cancel,
             )
 
         self.job = job
@@ -374,9 +384,7 @@ class CreatePyramidWidget(Panel):
             replaced += [ly for ly in job.layers if ly in layers and ly not in replaced]
         if not replaced and not self.open_result.value:
             return
-        from ..core.omezarr import read_ome_zarr
-
-        layer_data = image_to_layer_data(read_ome_zarr(path))
+        layer_data = image_to_layer_data(open_image(path, format="ome-zarr"))
         chosen = [ly for ly in self.layers.value if ly not in replaced]
         reselect = any(ly in replaced for ly in self.layers.value)
         for layer in replaced:

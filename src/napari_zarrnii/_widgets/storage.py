@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from magicgui.widgets import ComboBox, Label, PushButton
 
 from .._layers import layers_to_image
-from ..core.omezarr import read_ome_zarr
+from ..core.io import open_image
 from ..core.storage import StorageRow, storage_report
 from ._common import (
     ElidedLabel,
@@ -101,7 +101,7 @@ class StorageReportWidget(Panel):
         set_message(self.note, "bytes on disk: the chunk files of each level")
 
         def measure(progress: Any, cancel: Any) -> list[StorageRow]:
-            return storage_report(read_ome_zarr(src, with_labels=False))
+            return storage_report(open_image(src, format="ome-zarr", with_labels=False))
 
         if self.runner.busy:  # measure again once the running measurement ends
             self._again = True

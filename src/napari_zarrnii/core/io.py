@@ -429,10 +429,6 @@ def check_omero_channels(omero: Any, image: MultiscaleImage, *, argument: str = 
     return omero
 
 
-#: The NGFF version the OME-Zarr writers write when none is asked for (core.pyramid).
-_DEFAULT_NGFF_VERSION = "0.5"
-
-
 def auto_max_layer(image: MultiscaleImage, target: int = 256, limit: int = 8) -> int:
     """Number of extra levels that brings the largest spatial axis to ``target`` or less."""
     largest = max((image.shape[i] for i in image.spatial_axes), default=1)
@@ -453,6 +449,7 @@ def _write_ome_zarr(
     keep_levels: bool = False,
     **options: Any,
 ) -> Path:
+    from .ngff import DEFAULT_NGFF_VERSION
     from .oblique import axis_aligned_approximation
     from .pyramid import write_levels, write_pyramid
 
@@ -460,7 +457,7 @@ def _write_ome_zarr(
     version = options.get("ngff_version") or getattr(plan, "ngff_version", None)
     # NGFF <= 0.5 cannot store a rotation: keep the volume where it is, axis-aligned;
     # versions that store affines get the image as it is.
-    image = axis_aligned_approximation(image, version or _DEFAULT_NGFF_VERSION)
+    image = axis_aligned_approximation(image, version or DEFAULT_NGFF_VERSION)
     if keep_levels:
         return write_levels(
             image,

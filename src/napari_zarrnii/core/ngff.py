@@ -21,9 +21,11 @@ from .placement import Frame, resolve_multiscale, split_placement
 from .transforms import ArrayLoader, diagonal_parts, parse_orientation
 
 __all__ = [
+    "DEFAULT_NGFF_VERSION",
     "INTRINSIC_SYSTEM",
     "NGFF_SPECS",
     "WORLD_SYSTEM",
+    "WRITABLE_VERSIONS",
     "NgffSpec",
     "ParsedMultiscale",
     "emit_coordinate_systems",
@@ -72,6 +74,14 @@ NGFF_SPECS: dict[str, NgffSpec] = {
     # read; metadata emitted (emit_image_attrs) but the pyramid writer not yet wired
     "0.6": NgffSpec("0.6", 3, True, "systems", True, False, True),
 }
+
+
+#: The versions this package writes, newest first (what writers and widgets offer).
+WRITABLE_VERSIONS: tuple[str, ...] = tuple(
+    sorted((v for v, s in NGFF_SPECS.items() if s.writable), reverse=True)
+)
+#: The version written when none is asked for.
+DEFAULT_NGFF_VERSION = "0.5"
 
 
 def spec_for(version: str | None, *, path: str = "", writing: bool = False) -> NgffSpec:
