@@ -194,8 +194,9 @@ def test_world_affine_becomes_a_multiscale_transformation(tmp_path, kind):
     assert kinds[1:] in ([], ["translation"])
 
     store(tmp_path / "w.ome.zarr", image, attrs)
-    assert read_ome_zarr(tmp_path / "w.ome.zarr").world_affine is None  # intrinsic by default
-    back = read_ome_zarr(tmp_path / "w.ome.zarr", coordinate_system="world")
+    intrinsic = read_ome_zarr(tmp_path / "w.ome.zarr", coordinate_system="intrinsic")
+    assert intrinsic.world_affine is None
+    back = read_ome_zarr(tmp_path / "w.ome.zarr")  # 'world' by default
     assert [a.orientation for a in back.axes] == [a.orientation for a in ZYX]
     for k in range(image.num_levels):
         for index in [(0, 0, 0), (1, 2, 3), (3, 7, 1)]:

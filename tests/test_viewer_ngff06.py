@@ -45,16 +45,16 @@ def test_06_store_in_the_viewer(make_napari_viewer, tmp_path):
         transforms=[{**chain, **io("intrinsic", "world")}],
     )
     viewer = make_napari_viewer()
-    # drag and drop: the intrinsic system, scale and translation only
-    (plain,) = viewer.open(str(path), plugin="napari-zarrnii")
+    # the same store in its intrinsic system: scale and translation only
+    image = read_ome_zarr(path, coordinate_system="intrinsic")
+    (data, kwargs, _), *_ = image_to_layer_data(image)
+    plain = viewer.add_image(data, **kwargs)
     assert plain.multiscale and len(plain.data) == 2
     np.testing.assert_allclose(plain.data_to_world((1, 2, 3)), world_point(ms, 0, (1, 2, 3)))
     np.testing.assert_array_equal(np.asarray(plain.data[1][3]), levels[1][3])
 
-    # the same store in its "world" system: napari applies the rotation
-    image = read_ome_zarr(path, coordinate_system="world")
-    (data, kwargs, _), *_ = image_to_layer_data(image)
-    layer = viewer.add_image(data, **kwargs)
+    # drag and drop: where the author placed it, the "world" system (napari rotates)
+    (layer,) = viewer.open(str(path), plugin="napari-zarrnii")
     assert not np.allclose(layer.affine.affine_matrix, np.eye(4))
     for index in [(0, 0, 0), (1, 2, 3), (7, 31, 0), (4, 16, 31)]:
         expected = world_point(ms, 0, index, [chain])

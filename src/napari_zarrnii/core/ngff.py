@@ -17,7 +17,7 @@ import numpy as np
 
 from .._errors import InvalidMetadataError
 from .model import Axis, ChannelInfo, MultiscaleImage, Window, normalize_color
-from .placement import Frame, resolve_multiscale, split_placement
+from .placement import Frame, display_problem, resolve_multiscale, split_placement
 from .transforms import ArrayLoader, diagonal_parts, parse_orientation
 
 __all__ = [
@@ -227,7 +227,8 @@ def parse_multiscale(
         The NGFF attributes, their version, the store path (for messages) and which
         ``multiscales`` entry to parse.
     coordinate_system
-        0.6: the coordinate system to show (default: the intrinsic one).
+        0.6: the coordinate system to show (default: see
+        :func:`~.placement.default_system`).
     parent
         0.6 label images: the parent image's frame, so the label overlays it.
     load
@@ -328,7 +329,7 @@ def _parse_systems(
     )
     notes = list(resolved.notes)
     frame = resolved.frame
-    moved = _moved_channel(frame)
+    moved = display_problem(frame)
     if moved:
         notes.append(f"coordinate system '{frame.name}' cannot be shown: {moved}")
         log.warning("%s: coordinate system %r not shown: %s", path, frame.name, moved)
@@ -349,24 +350,6 @@ def _parse_systems(
         label_links=resolved.label_links,
         notes=notes,
     )
-
-
-def _moved_channel(frame: Frame) -> str | None:
-    """Why napari cannot show ``frame`` (it mixes the channel axis with others), or None.
-
-    Layers split the channel axis off (one layer per channel), so the matrix must
-    keep that axis where it is, unscaled and unshifted.
-    """
-    m = frame.matrix
-    for i, axis in enumerate(frame.source_axes):
-        if axis.type != "channel":
-            continue
-        unit = np.eye(m.shape[1])[i]
-        if not (np.allclose(m[i], unit) and np.allclose(m[:, i], np.eye(m.shape[0])[:, i])):
-            return f"it moves, scales or mixes the channel axis '{axis.name}'"
-        if frame.axes[i].type != "channel":
-            return f"its axis {i} ('{frame.axes[i].name}') is not the channel axis"
-    return None
 
 
 def _number(value: Any) -> float | None:

@@ -92,11 +92,14 @@ def read_ome_zarr(
         The zarr group at ``source`` when the caller has it open already (the
         npe2 reader does, from deciding whether to claim the path).
     coordinate_system
-        NGFF 0.6: name of the coordinate system to show the image in (default: its
-        intrinsic system, the one its resolution levels map to).  Label images
-        follow the image.  A system only reachable through transformations napari
-        cannot show (displacement or coordinate fields) is not applied; ``notes``
-        says so.  Ignored for older versions.
+        NGFF 0.6: name of the coordinate system to show the image in.  Default:
+        where its author placed it, the output of the first multiscale
+        transformation from the intrinsic system (the one the resolution levels
+        map to) that napari can show, else the intrinsic system; pass
+        ``'intrinsic'`` (or any name) to choose.  Label images follow the image.  A
+        system only reachable through transformations napari cannot show
+        (displacement or coordinate fields) is not applied; ``notes`` says so.
+        Ignored for older versions.
 
     Raises
     ------
