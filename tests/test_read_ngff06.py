@@ -527,8 +527,8 @@ def test_default_is_the_first_transformation_out_of_intrinsic_that_can_be_shown(
         systems=[WORLD],
         transforms=[{"type": "scale", "scale": [2, 2, 2], **io("world", "intrinsic")}],
     )
-    assert read_ome_zarr(only_backwards).notes[0].startswith(
-        "shown in coordinate system 'intrinsic'"
+    assert (
+        read_ome_zarr(only_backwards).notes[0].startswith("shown in coordinate system 'intrinsic'")
     )
 
 

@@ -1,4 +1,4 @@
-"""npe2 reader: claims OME-Zarr folders/URLs and NIfTI files, declines everything else.
+"""npe2 reader: claims OME-Zarr folders/URLs/.ozx and NIfTI files, declines everything else.
 
 ``get_reader`` reads metadata only; a path without OME metadata gets ``None`` so
 napari can offer it to other readers.  A path that *is* OME-Zarr but whose
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._errors import NotAnImageError, UnsupportedFormatError, ZarrNiiError
-from .core.io import FORMATS, format_of, open_image
+from .core.io import format_of, open_image
 from .core.store import normalize_source
 
 __all__ = ["get_reader", "read_path"]
@@ -68,16 +68,15 @@ def _claim(src: str) -> Any:
         return None
     if not fmt.napari:
         return None
-    if not fmt.folder:
+    if not fmt.zarr:
         return True if os.path.isfile(src) else None
-    if fmt is not FORMATS["ome-zarr"]:  # pragma: no cover - one folder format today
-        return True
-    from .core.omezarr import detect_layout, open_group
+    from .core.omezarr import close_group, detect_layout, open_group
 
     try:
         group = open_group(src)
         # a bare 'labels' group holds no image of its own: read_ome_zarr refuses it
         if detect_layout(group.attrs.asdict()) in (None, "labels"):
+            close_group(group)
             return None
         return group
     except NotAnImageError as exc:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import MissingDependencyError, NotAnImageError, UnsupportedFormatError
-from .store import is_url, normalize_source
+from .store import OZX_SUFFIX, is_url, normalize_source
 
 if TYPE_CHECKING:
     from .model import MultiscaleImage
@@ -32,12 +32,14 @@ __all__ = [
     "FORMATS",
     "NIFTI_SUFFIXES",
     "OME_ZARR_SUFFIXES",
+    "OZX_SUFFIXES",
     "TIFF_SUFFIXES",
     "Destination",
     "ImageFormat",
     "auto_max_layer",
     "format_of",
     "looks_like_zarr",
+    "ome_zarr_format",
     "open_image",
     "resolve_destination",
     "save_image",
@@ -71,6 +73,9 @@ class ImageFormat:
         Claimed by the napari reader (drag and drop).
     requires
         An optional module the format needs, and the pip extra that installs it.
+    zarr
+        Holds a zarr hierarchy (a folder, or a zip file for ``.ozx``): claimed
+        only when it opens as a group with OME metadata.
     """
 
     key: str
@@ -81,6 +86,7 @@ class ImageFormat:
     folder: bool = False
     napari: bool = True
     requires: tuple[str, str] | None = None
+    zarr: bool = False
 
     def matches(self, name: str) -> bool:
         """True when ``name`` ends in one of this format's suffixes (any case)."""
@@ -121,6 +127,7 @@ class ImageFormat:
 
 
 OME_ZARR_SUFFIXES = (".ome.zarr", ".zarr")
+OZX_SUFFIXES = (OZX_SUFFIX,)
 NIFTI_SUFFIXES = (".nii.gz", ".nii", ".img.gz", ".hdr.gz", ".img", ".hdr")
 TIFF_SUFFIXES = (".ome.tiff", ".ome.tif", ".tiff", ".tif", ".ome.btf", ".btf", ".tf8", ".tf2")
 
@@ -136,6 +143,15 @@ FORMATS: dict[str, ImageFormat] = {
             reader=".omezarr:read_ome_zarr",
             writer=".io:_write_ome_zarr",
             folder=True,
+            zarr=True,
+        ),
+        ImageFormat(
+            "ozx",
+            "zipped OME-Zarr",
+            OZX_SUFFIXES,
+            reader=".omezarr:read_ome_zarr",
+            writer=".io:_write_ozx",
+            zarr=True,
         ),
         ImageFormat(
             "nifti",
@@ -208,6 +224,16 @@ def format_of(source: Any, *, writing: bool = False) -> ImageFormat:
     if not is_url(src) and not os.path.exists(src):
         raise NotAnImageError(f"{src}: no such file or folder")
     raise UnsupportedFormatError(f"{src}: {_unknown_suffix(name, writing=False)}")
+
+
+def ome_zarr_format(destination: Any) -> str:
+    """``'ozx'`` for a name ending in ``.ozx`` (zipped OME-Zarr), else ``'ome-zarr'``.
+
+    What the OME-Zarr writers of the API and of napari pass as ``format``: an
+    OME-Zarr store is a folder unless the name asks for a zip.
+    """
+    name = normalize_source(destination).rstrip("/").rsplit("/", 1)[-1]
+    return "ozx" if FORMATS["ozx"].matches(name) else "ome-zarr"
 
 
 def _unknown_suffix(name: str, *, writing: bool) -> str:
@@ -332,7 +358,8 @@ def save_image(
         The image to write.
     destination
         Path (or a :class:`Destination`).  ``.ome.zarr``/``.zarr`` (or no suffix)
-        writes OME-Zarr, ``.nii``/``.nii.gz`` NIfTI.
+        writes OME-Zarr, ``.ozx`` zipped OME-Zarr (RFC-9, NGFF 0.5 or 0.6),
+        ``.nii``/``.nii.gz`` NIfTI.
     format
         A key of :data:`FORMATS`, when the name alone should not decide.
     overwrite
@@ -343,9 +370,12 @@ def save_image(
     **options
         For OME-Zarr: a ``plan`` or ``max_layer`` (``"auto"``: until the coarsest
         level fits in 256 voxels), ``scaling_method``, ``downsample_factors``,
-        ``chunks``, ``shards``, ``ngff_version``, ``compressor``,
+        ``chunks``, ``shards``, ``ngff_version`` (``'0.4'``, ``'0.5'``, ``'0.6'``;
+        0.6 keeps an oblique image's ``world_affine``), ``compressor``,
         ``storage_options``, ``omero``, ``workers``; ``keep_levels=True`` writes the
-        image's levels as they are.  For NIfTI: ``level``.
+        image's levels as they are.  ``.ozx`` takes the same options and shards
+        every array (two chunks per spatial axis) unless given shards or a plan.
+        For NIfTI: ``level``.
 
     Returns
     -------
@@ -369,6 +399,15 @@ def auto_max_layer(image: MultiscaleImage, target: int = 256, limit: int = 8) ->
 
 
 # -- writers (private: reached through save_image) ------------------------------------------
+def _version_of(options: Mapping[str, Any]) -> str:
+    """The NGFF version a write with these options produces."""
+    from .ngff import DEFAULT_NGFF_VERSION, spec_for
+
+    plan = options.get("plan")
+    version = plan.ngff_version if plan is not None else options.get("ngff_version")
+    return spec_for(version or DEFAULT_NGFF_VERSION, writing=True).version
+
+
 def _write_ome_zarr(
     image: MultiscaleImage,
     dest: Destination,
@@ -378,27 +417,95 @@ def _write_ome_zarr(
     keep_levels: bool = False,
     **options: Any,
 ) -> Path:
-    from .pyramid import write_levels, write_pyramid
-
-    if keep_levels:
-        return write_levels(
-            image,
-            dest.location,
-            overwrite=dest.overwrite,
-            progress=progress,
-            cancel=cancel,
-            **options,
-        )
-    if options.get("max_layer") == "auto":
-        options["max_layer"] = auto_max_layer(image)
-    return write_pyramid(
+    return _write_zarr_store(
         image,
         dest.location,
         overwrite=dest.overwrite,
         progress=progress,
         cancel=cancel,
+        keep_levels=keep_levels,
         **options,
     )
+
+
+def _placed_for(image: MultiscaleImage, version: str) -> MultiscaleImage:
+    """``image`` as OME-NGFF ``version`` can place it."""
+    from .ngff import spec_for
+
+    if spec_for(version).stores_affine:
+        # The version can store an affine (0.6): the image keeps its world_affine,
+        # written as a transformation from the intrinsic system to a named one
+        # (and its label images follow it there).
+        return image
+    # 0.4 and 0.5 store per-level scale and translation only.
+    return image
+
+
+def _write_zarr_store(
+    image: MultiscaleImage,
+    location: Any,
+    *,
+    overwrite: bool,
+    progress: Callable[[int, int, str], Any] | None,
+    cancel: Any,
+    keep_levels: bool,
+    **options: Any,
+) -> Path:
+    from .pyramid import write_levels, write_pyramid
+
+    image = _placed_for(image, _version_of(options))
+    if keep_levels:
+        return write_levels(
+            image, location, overwrite=overwrite, progress=progress, cancel=cancel, **options
+        )
+    if options.get("max_layer") == "auto":
+        options["max_layer"] = auto_max_layer(image)
+    return write_pyramid(
+        image, location, overwrite=overwrite, progress=progress, cancel=cancel, **options
+    )
+
+
+#: .ozx arrays are sharded (RFC-9: fewer zip entries) with this many chunks per
+#: spatial axis per shard unless shards are given, as ngff-zarr 0.50 does.
+OZX_CHUNKS_PER_SHARD = 2
+
+
+def _write_ozx(
+    image: MultiscaleImage,
+    dest: Destination,
+    *,
+    progress: Callable[[int, int, str], Any] | None = None,
+    cancel: Any = None,
+    keep_levels: bool = False,
+    **options: Any,
+) -> Path:
+    from .ngff import spec_for
+    from .pyramid import default_shards
+    from .store import atomic_ozx
+
+    version = _version_of(options)
+    if spec_for(version).zarr_format != 3:
+        raise UnsupportedFormatError(
+            f"{dest.location}: zipped OME-Zarr (.ozx, RFC-9) is zarr v3: write OME-NGFF "
+            f"0.5 or 0.6, not {version}"
+        )
+    storage = dict(options.get("storage_options") or {})
+    if options.get("plan") is None and options.get("shards") is None and not storage.get("shards"):
+        chunks = options.get("chunks") or storage.get("chunks")
+        options["shards"] = default_shards(image.axes, chunks, OZX_CHUNKS_PER_SHARD)
+    with atomic_ozx(
+        dest.location, overwrite=dest.overwrite, progress=progress, cancel=cancel
+    ) as store:
+        _write_zarr_store(
+            image,
+            store,
+            overwrite=False,
+            progress=progress,
+            cancel=cancel,
+            keep_levels=keep_levels,
+            **options,
+        )
+    return dest.path
 
 
 def _write_nifti(

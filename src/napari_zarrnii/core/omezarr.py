@@ -2,45 +2,80 @@
 
 Handles NGFF 0.1-0.6 images, their ``labels/``, bioformats2raw layouts (series 0, the
 others listed), HCS plates (a lazy mosaic of the first field of every well) and single
-wells.  Opening reads group and array metadata and nothing else: the levels are the
-zarr arrays themselves (0.6 matrices stored in small zarr arrays are read too).
+wells, in folders, at URLs or zipped (``.ozx``, RFC-9).  Opening reads group and array
+metadata and nothing else: the levels are the zarr arrays themselves (0.6 matrices
+stored in small zarr arrays are read too).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
+import zipfile
 from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
 import zarr
+from zarr.storage import ZipStore
 
-from .._errors import InvalidMetadataError, NotOmeZarrError, ZarrNiiError
+from .._errors import InvalidMetadataError, NotOmeZarrError, ReadOnlyStoreError, ZarrNiiError
 from .lazy import LazyArray
 from .model import Level, MultiscaleImage, default_axes, integer_factor
 from .ngff import ngff_attrs, parse_image_label, parse_multiscale, parse_omero, spec_for
 from .placement import Frame
-from .store import normalize_source
+from .store import is_url, is_zipped, normalize_source
 from .transforms import ArrayLoader
 
-__all__ = ["detect_layout", "open_group", "read_ome_zarr"]
+__all__ = ["close_group", "detect_layout", "open_group", "read_ome_zarr"]
 
 log = logging.getLogger(__name__)
 
 
+def _zip_store(src: str, mode: str) -> ZipStore:
+    """A read-only zarr store over a zipped OME-Zarr (``.ozx``, RFC-9) file."""
+    if mode != "r":
+        raise ReadOnlyStoreError(f"{src}: zipped OME-Zarr (.ozx) is read-only here")
+    if is_url(src):
+        raise NotOmeZarrError(f"{src}: zipped OME-Zarr (.ozx) is read from local files only")
+    if not os.path.isfile(src):
+        raise NotOmeZarrError(f"{src}: no such file")
+    if not zipfile.is_zipfile(src):
+        raise NotOmeZarrError(f"{src}: not a zip file")
+    return ZipStore(src, mode="r")
+
+
 def open_group(source: Any, mode: Literal["r", "r+", "a", "w", "w-"] = "r") -> zarr.Group:
-    """Open a zarr group (v2 or v3, local or URL) or raise NotOmeZarrError."""
+    """Open a zarr group (v2 or v3, local, URL or ``.ozx`` zip) or raise NotOmeZarrError.
+
+    A zipped OME-Zarr (``.ozx``) opens read-only through zarr's ``ZipStore``; its root
+    group is the root of the archive (RFC-9).
+    """
     src = normalize_source(source)
+    store: Any = _zip_store(src, mode) if is_zipped(src) else src
     try:
-        node = zarr.open(src, mode=mode) if mode == "r" else zarr.open_group(src, mode=mode)
+        node = zarr.open(store, mode=mode) if mode == "r" else zarr.open_group(store, mode=mode)
     except (FileNotFoundError, KeyError, zarr.errors.NodeTypeValidationError) as exc:
+        _close(store)
         raise NotOmeZarrError(f"{src}: not a zarr group ({type(exc).__name__}: {exc})") from exc
     except (ValueError, TypeError, OSError) as exc:
+        _close(store)
         raise NotOmeZarrError(f"{src}: cannot be opened as zarr ({exc})") from exc
     if not isinstance(node, zarr.Group):
+        _close(store)
         raise NotOmeZarrError(f"{src}: is a zarr array, not an OME-Zarr image group")
     return node
+
+
+def _close(store: Any) -> None:
+    if isinstance(store, ZipStore):
+        store.close()
+
+
+def close_group(group: zarr.Group) -> None:
+    """Release what :func:`open_group` holds open for ``group`` (a zip file's handle)."""
+    _close(group.store)
 
 
 def _attrs(group: zarr.Group) -> dict[str, Any]:
@@ -78,7 +113,8 @@ def read_ome_zarr(
     Parameters
     ----------
     source
-        Local path or URL of an OME-Zarr image, bioformats2raw root, plate or well.
+        Local path or URL of an OME-Zarr image, bioformats2raw root, plate or well,
+        or a local zipped OME-Zarr (``.ozx``, read-only).
     multiscale
         Which entry of ``multiscales`` to read (the others are listed in ``notes``).
     series

@@ -20,7 +20,16 @@ import zarr
 from zarr.core.common import ZarrFormat
 
 from ..model import ChannelInfo, Level, MultiscaleImage, Window
-from ..ngff import emit_image_attrs, emit_labels_group_attrs, ngff_attrs, parse_omero, spec_for
+from ..ngff import (
+    DEFAULT_NGFF_VERSION,
+    emit_image_attrs,
+    emit_labels_group_attrs,
+    in_parent_world,
+    ngff_attrs,
+    parse_omero,
+    spec_for,
+    world_system_name,
+)
 from ..store import atomic_destination, local_path
 from .codecs import (
     DEFAULT_COMPRESSOR,
@@ -284,11 +293,14 @@ def _write_into(
             lab = _output_image(
                 src.replace(is_label=True), lplan, label_jobs[name], name=src.name or name
             )
+            if spec.stores_affine:  # label images follow their image into its world
+                lab = in_parent_world(lab, out_image)
             label_attrs = emit_image_attrs(
                 lab,
                 spec.version,
                 [lp.path for lp in lplan.levels],
                 method=_method_for_metadata(lplan.method),
+                world=world_system_name(out_image),
             )
             if lplan.method == AS_IS:
                 _keep_source_method(label_attrs, src)
@@ -374,6 +386,11 @@ def write_pyramid(
         The image (its level 0 is the source; other levels are ignored).
     path
         Destination folder (``.ome.zarr``).  Written aside and renamed into place.
+        For NGFF 0.6 an ``image.world_affine`` is stored as a transformation from
+        the intrinsic coordinate system to a named one (``world``, or ``scanner``
+        and the like for NIfTI-born images, whose axes also get their RFC-4
+        orientation); label images are placed in their image's world.  0.4 and
+        0.5 store scale and translation only.
     plan
         A plan from :func:`plan_pyramid`; when None one is made from ``plan_kwargs``
         (``max_layer``, ``downsample_factors``, ``chunks``, ``shards``,
@@ -451,7 +468,7 @@ def write_levels(
     image: MultiscaleImage,
     path: StorePath,
     *,
-    ngff_version: str = "0.5",
+    ngff_version: str = DEFAULT_NGFF_VERSION,
     chunks: AxisSizes | None = None,
     shards: AxisSizes | None = None,
     overwrite: bool = False,
