@@ -60,3 +60,33 @@ def test_06_store_in_the_viewer(make_napari_viewer, tmp_path):
         expected = world_point(ms, 0, index, [chain])
         np.testing.assert_allclose(layer.data_to_world(index), expected, atol=1e-9)
     assert layer.metadata["napari_zarrnii"]["ngff_version"] == "0.6"
+
+
+def test_oblique_nifti_saved_as_06_opens_where_the_nifti_is(make_napari_viewer, tmp_path):
+    import nibabel as nib
+    import npe2
+
+    a = math.radians(20)
+    affine = np.array(
+        [
+            [0.8 * math.cos(a), -0.9 * math.sin(a), 0.0, -12.0],
+            [0.8 * math.sin(a), 0.9 * math.cos(a), 0.0, 7.5],
+            [0.0, 0.0, 1.5, 3.0],
+            [0.0, 0.0, 0.0, 1.0],
+        ]
+    )
+    values = np.random.default_rng(0).permutation(10 * 12 * 6).astype(np.int16)
+    nib.save(nib.Nifti1Image(values.reshape(10, 12, 6), affine), tmp_path / "obl.nii.gz")
+    viewer = make_napari_viewer()
+    (source,) = viewer.open(str(tmp_path / "obl.nii.gz"), plugin="napari-zarrnii")
+    manifest = npe2.PluginManager.instance().get_manifest("napari-zarrnii")
+    (writer,) = [w for w in manifest.contributions.writers if w.command.endswith("_06")]
+    out = tmp_path / "obl.ome.zarr"
+    assert viewer.layers.save(str(out), plugin="napari-zarrnii", _writer=writer) == [str(out)]
+    (reopened,) = viewer.open(str(out), plugin="napari-zarrnii")
+    level0 = reopened.data[0] if reopened.multiscale else reopened.data
+    np.testing.assert_array_equal(np.asarray(level0[...]), np.asarray(source.data))
+    for index in [(0, 0, 0), (5, 11, 9), (3, 4, 5)]:
+        np.testing.assert_allclose(
+            reopened.data_to_world(index), source.data_to_world(index), atol=1e-9
+        )
