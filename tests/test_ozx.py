@@ -286,3 +286,21 @@ def test_pack_ozx_refuses_zarr_v2(tmp_path):
     )
     with pytest.raises(ValueError, match="zarr v3"):
         pack_ozx(folder, tmp_path / "v2.ozx")
+
+
+def test_pyramid_writer_zips_by_the_name(tmp_path):
+    """The widgets call write_pyramid/write_levels directly: a .ozx name zips there too."""
+    from napari_zarrnii.core.pyramid import plan_pyramid, write_levels, write_pyramid
+
+    image = image_with_labels().replace(name=None)  # named after the file then
+    plan = plan_pyramid(image, 1, chunks=8)  # a previewed plan keeps its (absent) shards
+    out = write_pyramid(image, tmp_path / "planned.ozx", plan)
+    assert out == tmp_path / "planned.ozx" and zipfile.is_zipfile(out)
+    back = read_ome_zarr(out)
+    assert back.name == "planned" and back.levels[0].data.shards is None
+    levels = write_levels(back, tmp_path / "levels.ozx", ngff_version="0.6")
+    again = read_ome_zarr(levels)
+    assert again.ngff_version == "0.6" and again.levels[1].data.shards is not None
+    for a, b in zip(again.levels, back.levels):
+        np.testing.assert_array_equal(np.asarray(a.data[...]), np.asarray(b.data[...]))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["levels.ozx", "planned.ozx"]

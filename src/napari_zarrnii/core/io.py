@@ -150,7 +150,7 @@ FORMATS: dict[str, ImageFormat] = {
             "zipped OME-Zarr",
             OZX_SUFFIXES,
             reader=".omezarr:read_ome_zarr",
-            writer=".io:_write_ozx",
+            writer=".io:_write_ome_zarr",  # the pyramid writer zips by the name
             zarr=True,
         ),
         ImageFormat(
@@ -408,26 +408,6 @@ def _version_of(options: Mapping[str, Any]) -> str:
     return spec_for(version or DEFAULT_NGFF_VERSION, writing=True).version
 
 
-def _write_ome_zarr(
-    image: MultiscaleImage,
-    dest: Destination,
-    *,
-    progress: Callable[[int, int, str], Any] | None = None,
-    cancel: Any = None,
-    keep_levels: bool = False,
-    **options: Any,
-) -> Path:
-    return _write_zarr_store(
-        image,
-        dest.location,
-        overwrite=dest.overwrite,
-        progress=progress,
-        cancel=cancel,
-        keep_levels=keep_levels,
-        **options,
-    )
-
-
 def _placed_for(image: MultiscaleImage, version: str) -> MultiscaleImage:
     """``image`` as OME-NGFF ``version`` can place it."""
     from .ngff import spec_for
@@ -441,36 +421,7 @@ def _placed_for(image: MultiscaleImage, version: str) -> MultiscaleImage:
     return image
 
 
-def _write_zarr_store(
-    image: MultiscaleImage,
-    location: Any,
-    *,
-    overwrite: bool,
-    progress: Callable[[int, int, str], Any] | None,
-    cancel: Any,
-    keep_levels: bool,
-    **options: Any,
-) -> Path:
-    from .pyramid import write_levels, write_pyramid
-
-    image = _placed_for(image, _version_of(options))
-    if keep_levels:
-        return write_levels(
-            image, location, overwrite=overwrite, progress=progress, cancel=cancel, **options
-        )
-    if options.get("max_layer") == "auto":
-        options["max_layer"] = auto_max_layer(image)
-    return write_pyramid(
-        image, location, overwrite=overwrite, progress=progress, cancel=cancel, **options
-    )
-
-
-#: .ozx arrays are sharded (RFC-9: fewer zip entries) with this many chunks per
-#: spatial axis per shard unless shards are given, as ngff-zarr 0.50 does.
-OZX_CHUNKS_PER_SHARD = 2
-
-
-def _write_ozx(
+def _write_ome_zarr(
     image: MultiscaleImage,
     dest: Destination,
     *,
@@ -479,33 +430,21 @@ def _write_ozx(
     keep_levels: bool = False,
     **options: Any,
 ) -> Path:
-    from .ngff import spec_for
-    from .pyramid import default_shards
-    from .store import atomic_ozx
+    """Folders and ``.ozx`` files alike: the pyramid writer zips by the name."""
+    from .pyramid import write_levels, write_pyramid
 
-    version = _version_of(options)
-    if spec_for(version).zarr_format != 3:
-        raise UnsupportedFormatError(
-            f"{dest.location}: zipped OME-Zarr (.ozx, RFC-9) is zarr v3: write OME-NGFF "
-            f"0.5 or 0.6, not {version}"
-        )
-    storage = dict(options.get("storage_options") or {})
-    if options.get("plan") is None and options.get("shards") is None and not storage.get("shards"):
-        chunks = options.get("chunks") or storage.get("chunks")
-        options["shards"] = default_shards(image.axes, chunks, OZX_CHUNKS_PER_SHARD)
-    with atomic_ozx(
-        dest.location, overwrite=dest.overwrite, progress=progress, cancel=cancel
-    ) as store:
-        _write_zarr_store(
-            image,
-            store,
-            overwrite=False,
-            progress=progress,
-            cancel=cancel,
-            keep_levels=keep_levels,
-            **options,
-        )
-    return dest.path
+    image = _placed_for(image, _version_of(options))
+    kwargs: dict[str, Any] = {
+        "overwrite": dest.overwrite,
+        "progress": progress,
+        "cancel": cancel,
+        **options,
+    }
+    if keep_levels:
+        return write_levels(image, dest.location, **kwargs)
+    if options.get("max_layer") == "auto":
+        kwargs["max_layer"] = auto_max_layer(image)
+    return write_pyramid(image, dest.location, **kwargs)
 
 
 def _write_nifti(
