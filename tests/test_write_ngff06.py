@@ -399,3 +399,61 @@ def test_default_writer_stays_05_and_drops_rotation(tmp_path, caplog):
     assert "rotate and shear cannot be stored in OME-NGFF 0.4/0.5" in caplog.text
     image = layers_to_image([item], keep_rotation=True)
     assert image.world_affine is not None and image.levels[0].translation == (0.0, 0.0, 0.0)
+
+
+def test_label_linked_to_its_image_keeps_its_place_when_written_again(tmp_path):
+    from .ngff06 import io as ends
+    from .ngff06 import write_ngff06_store
+
+    rot = [[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]]
+    path, _, _ = write_ngff06_store(
+        tmp_path / "linked.ome.zarr",
+        data=ramp((8, 16, 16)),
+        scale=(2.0, 1.0, 1.0),
+        systems=[{"name": "world", "axes": [{"name": n, "type": "space"} for n in "zyx"]}],
+        transforms=[
+            {"type": "rotation", "rotation": rot, **ends("intrinsic", "world")},
+            {  # the label's intrinsic system is the image's shifted
+                "type": "translation",
+                "translation": [0.0, 8.0, -8.0],
+                **ends("intrinsic", "intrinsic", dst_path="labels/cells"),
+            },
+        ],
+    )
+    write_ngff06_store(
+        path / "labels" / "cells",
+        data=(ramp((8, 16, 16)) % 3).astype("uint8"),
+        scale=(2.0, 1.0, 1.0),
+        extra={"image-label": {}},
+        name="cells",
+    )
+    zarr.open_group(str(path / "labels"), mode="a", zarr_format=3).attrs["ome"] = {
+        "version": "0.6",
+        "labels": ["cells"],
+    }
+    first = read_ome_zarr(path)
+    again = read_ome_zarr(save_image(first, tmp_path / "again.ome.zarr", keep_levels=True,
+                                     ngff_version="0.6"))  # fmt: skip
+    for index in [(0, 0, 0), (3, 5, 7), (7, 15, 15)]:
+        np.testing.assert_allclose(
+            model_world(again.labels["cells"], 0, index),
+            model_world(first.labels["cells"], 0, index),
+            atol=1e-9,
+        )
+
+
+def test_label_rotated_against_its_image_is_placed_with_the_image(tmp_path, caplog):
+    image = oblique_image()
+    label = image.labels["cells"]
+    tilt = np.eye(4)
+    tilt[:3, :3] = rotation((1, 0, 0), 10)
+    image.labels["cells"] = label.replace(world_affine=tilt)
+    with caplog.at_level(logging.WARNING):
+        out = write_pyramid(image, tmp_path / "o.ome.zarr", max_layer=0, ngff_version="0.6")
+    assert "label 'cells' is rotated against its image" in caplog.text
+    back = read_ome_zarr(out)
+    np.testing.assert_allclose(
+        model_world(back.labels["cells"], 0, (1, 2, 3)),
+        model_world(image, 0, (0, 1, 2, 3))[1:],
+        atol=1e-9,
+    )

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import InvalidMetadataError
-from .model import Axis, ChannelInfo, MultiscaleImage, Window, normalize_color
+from .model import Axis, ChannelInfo, Level, MultiscaleImage, Window, normalize_color
 from .placement import (
     Frame,
     display_problem,
@@ -774,10 +774,12 @@ def in_parent_world(label: MultiscaleImage, parent: MultiscaleImage) -> Multisca
 
     0.6 takes a label image's intrinsic system to be its image's, and a reader may
     open the label alone: it gets the parent's world affine (cut to the label's
-    axes, matched by name) and the parent's axis orientations.  A label with a
-    world affine of its own that differs from the parent's is placed with the
-    parent's (logged).  Where the parent's affine cannot be cut to the label's
-    axes, the label keeps its own.
+    axes, matched by name) and the parent's axis orientations.  A label without a
+    world affine of its own is taken to be in the parent's intrinsic coordinates; one
+    with its own keeps its place when the two affines differ by a scale and
+    translation (folded into its levels), else it is placed with the parent's
+    (logged).  Where the parent's affine cannot be cut to the label's axes, the
+    label keeps its own.
     """
     oriented = {a.name: a.orientation for a in anatomical_axes(parent)}
     axes = tuple(
@@ -796,14 +798,29 @@ def in_parent_world(label: MultiscaleImage, parent: MultiscaleImage) -> Multisca
             )
             return label.replace(axes=axes)
         affine = cut.matrix
+    levels = list(label.levels)
     own = label.world_affine
-    if own is not None and (affine is None or not np.allclose(own, affine)):
-        log.warning(
-            "label %r has a world affine of its own; written with its image's, which "
-            "0.6 readers apply to label images",
-            label.name,
-        )
-    return label.replace(axes=axes, world_affine=affine)
+    if own is not None:
+        target = affine if affine is not None else np.eye(len(axes) + 1)
+        parts = diagonal_parts(np.linalg.solve(target, np.asarray(own, float)))
+        if parts is not None and all(v > 0 for v in parts[0]):
+            scale, shift = np.asarray(parts[0]), np.asarray(parts[1])
+            levels = [
+                Level(
+                    lvl.path,
+                    lvl.data,
+                    tuple(float(v) for v in scale * lvl.scale),
+                    tuple(float(v) for v in scale * lvl.translation + shift),
+                )
+                for lvl in levels
+            ]
+        else:
+            log.warning(
+                "label %r is rotated against its image; written in its image's world, "
+                "which 0.6 readers apply to label images",
+                label.name,
+            )
+    return label.replace(axes=axes, levels=levels, world_affine=affine)
 
 
 def emit_label_attrs(image: MultiscaleImage, spec: NgffSpec) -> dict[str, Any]:
