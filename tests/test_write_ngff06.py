@@ -114,6 +114,8 @@ def test_nifti_round_trip_through_06_is_exact(tmp_path, kind):
     ZarrNii.from_nifti(src).to_ome_zarr(tmp_path / "mid.ome.zarr", ngff_version="0.6")
     ZarrNii.from_ome_zarr(tmp_path / "mid.ome.zarr").to_nifti(tmp_path / "back.nii.gz")
     ZarrNii.from_nifti(src).to_nifti(tmp_path / "direct.nii.gz")
+    intrinsic = ZarrNii.from_ome_zarr(tmp_path / "mid.ome.zarr", coordinate_system="intrinsic")
+    assert intrinsic.pyramid.world_affine is None
     before, after = nib.load(src), nib.load(tmp_path / "back.nii.gz")
     direct = nib.load(tmp_path / "direct.nii.gz")
     # the 0.6 store loses nothing: as written straight from NIfTI to NIfTI, which
@@ -279,6 +281,11 @@ def test_ngff_zarr_reads_the_06_pyramid(tmp_path):
     (t,) = peer.metadata.coordinateTransformations
     assert (t.input.name, t.output.name) == ("intrinsic", "world")
     assert [cs.name for cs in peer.metadata.coordinateSystems] == ["intrinsic", "world"]
+    # the peer's transformation is the world affine: rotation, then translation
+    rotation_t, translation_t = t.transformations
+    assert (rotation_t.type, translation_t.type) == ("rotation", "translation")
+    np.testing.assert_allclose(rotation_t.rotation, image.world_affine[:4, :4], atol=1e-11)
+    np.testing.assert_allclose(translation_t.translation, image.world_affine[:4, 4], atol=1e-11)
 
 
 def test_napari_ome_zarr_places_image_and_labels_where_we_do(tmp_path):

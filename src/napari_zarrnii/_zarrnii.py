@@ -182,6 +182,7 @@ class ZarrNii:
         use_dask: bool = True,
         *,
         multiscale: int = 0,
+        coordinate_system: str | None = None,
     ) -> ZarrNii:
         """Open an OME-Zarr image (NGFF 0.1-0.6, local or remote), reading metadata only.
 
@@ -206,6 +207,9 @@ class ZarrNii:
             view of it after a channel/time selection), read on indexing.
         multiscale
             Which ``multiscales`` entry to read.
+        coordinate_system
+            NGFF 0.6: the coordinate system to place the image in (``'intrinsic'``,
+            ...); default where its author placed it (see ``docs/conventions.md``).
 
         Returns
         -------
@@ -220,7 +224,12 @@ class ZarrNii:
         SelectionError
             A level, channel or time point that does not exist.
         """
-        image = open_image(path_or_url, format="ome-zarr", multiscale=multiscale)
+        image = open_image(
+            path_or_url,
+            format="ome-zarr",
+            multiscale=multiscale,
+            coordinate_system=coordinate_system,
+        )
         n = image.num_levels
         if level is not None and level_range is not None:
             raise ValueError("give level or level_range, not both")
