@@ -239,11 +239,11 @@ def replace_file_atomically(path: Path, content: Any) -> None:
 
 def _rfc9_order(names: Sequence[str]) -> list[str]:
     """Root ``zarr.json`` first, the other ``zarr.json`` breadth first, then the rest by name."""
+    is_metadata = [n == "zarr.json" or n.endswith("/zarr.json") for n in names]
     metadata = sorted(
-        (n for n in names if n == "zarr.json" or n.endswith("/zarr.json")),
-        key=lambda n: (n.count("/"), n),
+        (n for n, meta in zip(names, is_metadata) if meta), key=lambda n: (n.count("/"), n)
     )
-    return metadata + sorted(n for n in names if n not in set(metadata))
+    return metadata + sorted(n for n, meta in zip(names, is_metadata) if not meta)
 
 
 def _ome_version(root_json: Path) -> str:
