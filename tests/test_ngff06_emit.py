@@ -1,7 +1,7 @@
 """Emitting OME-NGFF 0.6 metadata: valid against the official 0.6 schemas, read back the same.
 
-The pyramid writer does not write 0.6 yet; these tests store the emitted attributes
-next to hand-written arrays and read them with the package's reader.
+These tests store the emitted attributes next to hand-written arrays and read them
+with the package's reader; tests/test_write_ngff06.py writes 0.6 stores end to end.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import zarr
 
 from napari_zarrnii.core.model import Axis, ChannelInfo, Level, MultiscaleImage
 from napari_zarrnii.core.ngff import (
+    DEFAULT_NGFF_VERSION,
+    WRITABLE_VERSIONS,
     emit_dataset_transformations,
     emit_image_attrs,
     emit_labels_group_attrs,
@@ -194,8 +196,9 @@ def test_world_affine_becomes_a_multiscale_transformation(tmp_path, kind):
     assert kinds[1:] in ([], ["translation"])
 
     store(tmp_path / "w.ome.zarr", image, attrs)
-    assert read_ome_zarr(tmp_path / "w.ome.zarr").world_affine is None  # intrinsic by default
-    back = read_ome_zarr(tmp_path / "w.ome.zarr", coordinate_system="world")
+    intrinsic = read_ome_zarr(tmp_path / "w.ome.zarr", coordinate_system="intrinsic")
+    assert intrinsic.world_affine is None
+    back = read_ome_zarr(tmp_path / "w.ome.zarr")  # 'world' by default
     assert [a.orientation for a in back.axes] == [a.orientation for a in ZYX]
     for k in range(image.num_levels):
         for index in [(0, 0, 0), (1, 2, 3), (3, 7, 1)]:
@@ -214,15 +217,18 @@ def test_label_image_and_labels_group(tmp_path):
     }
 
 
-def test_older_emitters_are_unchanged_and_the_writer_not_yet_06():
+def test_older_emitters_are_unchanged_and_06_is_writable():
     image = make_image()
     axes05 = emit_image_attrs(image, "0.5")["ome"]["multiscales"][0]["axes"]
     assert all("orientation" not in a for a in axes05)
     validate_ngff(emit_image_attrs(image, "0.4"), "0.4", "image")
     with pytest.raises(ValueError, match="read-only"):
         emit_image_attrs(image, "0.3")
-    with pytest.raises(ValueError, match=r"0\.6 is read-only"):
-        spec_for("0.6", writing=True)
+    with pytest.raises(ValueError, match=r"0\.3 is read-only.*0\.4, 0\.5, 0\.6"):
+        spec_for("0.3", writing=True)
+    assert spec_for("0.6", writing=True).stores_affine
+    assert WRITABLE_VERSIONS == ("0.4", "0.5", "0.6") and DEFAULT_NGFF_VERSION == "0.5"
+    assert not any(spec_for(v).stores_affine for v in ("0.4", "0.5"))
 
 
 @pytest.mark.parametrize("kind", ["none", *sorted(WORLD_AFFINES)])

@@ -343,7 +343,13 @@ CASES = {
     "4d-float32": ("czyx", (2, 9, 24, 30), np.float32),
     "5d-uint16": ("tczyx", (2, 3, 8, 20, 18), np.uint16),
 }
-FORMATS = {"0.4": ("0.4", None), "0.5": ("0.5", None), "0.5-shards": ("0.5", 16)}
+FORMATS = {
+    "0.4": ("0.4", None),
+    "0.5": ("0.5", None),
+    "0.5-shards": ("0.5", 16),
+    "0.6": ("0.6", None),
+    "0.6-shards": ("0.6", 16),
+}
 
 
 def random_data(shape, dtype, seed=0):
@@ -365,23 +371,52 @@ def root_attrs(path: Path) -> dict:
 
 
 def check_with_peers(path: Path, levels, plan: PyramidPlan):
-    from ngff_zarr import from_ngff_zarr
-    from ome_zarr.io import parse_url
-    from ome_zarr.reader import Reader
+    """ngff-zarr (every version), ome-zarr-py (0.4, 0.5) and napari-ome-zarr (0.6).
 
-    node = next(iter(Reader(parse_url(str(path)))()))
-    assert len(node.data) == len(levels)
-    for arr, want in zip(node.data, levels):
-        np.testing.assert_array_equal(np.asarray(arr), want)
-    transforms = node.metadata["coordinateTransformations"]
-    for lp, tr in zip(plan.levels, transforms):
-        assert tr[0]["scale"] == pytest.approx(lp.scale)
-    ms = from_ngff_zarr(str(path))
+    ome-zarr-py 0.18 knows no 0.6: it reads a 0.6 store as 0.5 with default
+    ``t, c, z, y, x`` axes, so napari-ome-zarr 0.10, which reads 0.6, checks it.
+    """
+    from ngff_zarr import from_ngff_zarr
+
+    if plan.ngff_version == "0.6":
+        check_napari_ome_zarr_06(path, levels, plan)
+    else:
+        from ome_zarr.io import parse_url
+        from ome_zarr.reader import Reader
+
+        node = next(iter(Reader(parse_url(str(path)))()))
+        assert len(node.data) == len(levels)
+        for arr, want in zip(node.data, levels):
+            np.testing.assert_array_equal(np.asarray(arr), want)
+        transforms = node.metadata["coordinateTransformations"]
+        for lp, tr in zip(plan.levels, transforms):
+            assert tr[0]["scale"] == pytest.approx(lp.scale)
+    ms = from_ngff_zarr(str(path), validate=plan.ngff_version == "0.6")
     names = [a.name for a in plan.axes]
     for image, lp, want in zip(ms.images, plan.levels, levels):
         np.testing.assert_array_equal(np.asarray(image.data), want)
         assert [image.scale[n] for n in names] == pytest.approx(lp.scale)
         assert [image.translation[n] for n in names] == pytest.approx(lp.translation)
+
+
+def check_napari_ome_zarr_06(path: Path, levels, plan: PyramidPlan):
+    import contextlib
+    import io
+
+    from napari_ome_zarr._reader import napari_get_reader
+
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints the attributes
+        data, kwargs, _ = napari_get_reader(str(path))(str(path))[0]
+    assert len(data) == len(levels)
+    for arr, want in zip(data, levels):
+        np.testing.assert_array_equal(np.asarray(arr), want)
+    channel = kwargs.get("channel_axis")
+    keep = [i for i in range(len(plan.axes)) if i != channel]
+    lp = plan.levels[0]
+    index = np.array([n // 2 for i, n in enumerate(lp.shape) if i != channel], dtype=float)
+    expected = np.asarray(lp.translation)[keep] + np.asarray(lp.scale)[keep] * index
+    got = kwargs["affine"](np.asarray(kwargs["scale"]) * index)
+    np.testing.assert_allclose(got, expected)
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
@@ -414,6 +449,9 @@ def test_write_and_read_back(tmp_path, case, fmt):
     attrs = root_attrs(out)
     validate_ngff(attrs, version, "image")
     validate_ngff(attrs, version, "strict_image")  # name, type and metadata present
+    if version == "0.6":
+        ms06 = attrs["ome"]["multiscales"][0]
+        assert [cs["name"] for cs in ms06["coordinateSystems"]] == ["intrinsic"]
     if version == "0.4":
         assert (out / ".zattrs").exists()
         zarray = json.loads((out / "0" / ".zarray").read_text())
@@ -440,7 +478,7 @@ def test_write_and_read_back(tmp_path, case, fmt):
     check_with_peers(out, want, plan)
 
 
-@pytest.mark.parametrize("version", ["0.4", "0.5"])
+@pytest.mark.parametrize("version", ["0.4", "0.5", "0.6"])
 def test_write_with_labels(tmp_path, version):
     data = random_data((12, 40, 36), np.uint16)
     seg = np.zeros((12, 40, 36), np.uint32)
@@ -477,7 +515,7 @@ def test_write_with_labels(tmp_path, version):
     assert ms["type"] == "mode"
 
 
-@pytest.mark.parametrize("version", ["0.4", "0.5"])
+@pytest.mark.parametrize("version", ["0.4", "0.5", "0.6"])
 def test_single_label_image_is_written_as_a_label_at_the_root(tmp_path, version):
     seg = np.random.default_rng(0).integers(0, 4, (30, 40)).astype(np.uint8)
     label = make_image(seg, axes="yx", is_label=True, name="seg")

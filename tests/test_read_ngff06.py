@@ -161,11 +161,12 @@ def test_ngff_zarr_affine_stored_in_an_array(tmp_path):
     written = json.loads((path / "zarr.json").read_text())["attributes"]["ome"]["multiscales"][0]
     assert "path" in written["coordinateTransformations"][0]  # the matrix is in an array
 
-    default = read_ome_zarr(path)
-    assert default.world_affine is None
-    assert default.notes == ["shown in coordinate system 'intrinsic'; also defined: 'world'"]
+    intrinsic = read_ome_zarr(path, coordinate_system="intrinsic")
+    assert intrinsic.world_affine is None
+    assert intrinsic.notes == ["shown in coordinate system 'intrinsic'; also defined: 'world'"]
 
-    world = read_ome_zarr(path, coordinate_system="world")
+    world = read_ome_zarr(path)  # by default where the author placed it
+    assert world.notes == ["shown in coordinate system 'world'; also defined: 'intrinsic'"]
     np.testing.assert_allclose(world.world_affine[:3], matrix)
     (_, kwargs, _), *_ = image_to_layer_data(world)
     for index in [(0, 0, 0), (3, 5, 7), (15, 31, 31)]:
@@ -245,13 +246,21 @@ def test_multiscale_transformation_places_every_level(tmp_path, kind):
         systems=[WORLD],
         transforms=[{**chain, **io("intrinsic", "world")}],
     )
-    default = read_ome_zarr(path)
-    assert default.world_affine is None
-    assert default.levels[0].scale == pytest.approx((2.0, 0.5, 0.25))
-    assert default.levels[0].translation == pytest.approx((1.0, -4.0, 8.0))
+    intrinsic = read_ome_zarr(path, coordinate_system="intrinsic")
+    assert intrinsic.world_affine is None
+    assert intrinsic.levels[0].scale == pytest.approx((2.0, 0.5, 0.25))
+    assert intrinsic.levels[0].translation == pytest.approx((1.0, -4.0, 8.0))
 
-    image = read_ome_zarr(path, coordinate_system="world")
-    assert (image.world_affine is None) == (kind in DIAGONAL)
+    image = read_ome_zarr(path)  # the default: 'world', where the transformation leads
+    explicit = read_ome_zarr(path, coordinate_system="world")
+    assert [lvl.scale for lvl in image.levels] == [lvl.scale for lvl in explicit.levels]
+    assert [lvl.translation for lvl in image.levels] == [
+        lvl.translation for lvl in explicit.levels
+    ]
+    if kind in DIAGONAL:
+        assert image.world_affine is None and explicit.world_affine is None
+    else:
+        np.testing.assert_array_equal(image.world_affine, explicit.world_affine)
     assert image.notes == ["shown in coordinate system 'world'; also defined: 'intrinsic'"]
     for k, level in enumerate(levels):
         np.testing.assert_array_equal(np.asarray(image.levels[k].data[...]), level)
@@ -377,6 +386,8 @@ def test_a_system_mixing_the_channel_axis_is_not_shown(tmp_path):
     image = read_ome_zarr(path, coordinate_system="world")
     assert image.world_affine is None
     assert any("channel axis 'c'" in n for n in image.notes)
+    default = read_ome_zarr(path)  # not shown, so not the default either
+    assert default.world_affine is None and default.levels[0].scale == (1.0, 1.0, 1.0, 1.0)
 
 
 def _add_label(
@@ -413,15 +424,15 @@ def test_labels_follow_the_image_into_its_system(tmp_path):
     _add_label(path, "cells", cells, scale=(2.0, 1.0, 1.0))
     _add_label(path, "plain", cells)
 
-    default = read_ome_zarr(path)
-    label = default.labels["cells"]
+    intrinsic = read_ome_zarr(path, coordinate_system="intrinsic")
+    label = intrinsic.labels["cells"]
     assert label.is_label and label.ngff_version == "0.6"
     # the label's intrinsic system is the image's shifted by the link
     np.testing.assert_allclose(level_world(label, 0, (1, 2, 3)), (2.0, 2.0 - 8.0, 3.0 + 8.0))
-    plain = default.labels["plain"]
+    plain = intrinsic.labels["plain"]
     assert plain.world_affine is None and plain.levels[0].scale == (1.0, 1.0, 1.0)
 
-    world = read_ome_zarr(path, coordinate_system="world")
+    world = read_ome_zarr(path)  # the default: 'world', and the labels follow
     layers = {kw["name"]: (kw, kind) for _, kw, kind in image_to_layer_data(world)}
     kwargs, kind = layers["cells"]
     assert kind == "labels"
@@ -481,6 +492,44 @@ def test_plate_well_and_bioformats2raw_06(tmp_path):
 def test_released_and_pre_release_tags_read_as_06(tmp_path, tag):
     path, _, _ = write_ngff06_store(tmp_path / "t.ome.zarr", data=ramp((4, 8, 8)), version=tag)
     assert read_ome_zarr(path).ngff_version == "0.6"
+
+
+def test_default_is_the_first_transformation_out_of_intrinsic_that_can_be_shown(tmp_path):
+    systems = [{**WORLD, "name": name} for name in ("warped", "behind", "aligned", "scaled")]
+    path, _, ms = write_ngff06_store(
+        tmp_path / "several.ome.zarr",
+        data=ramp((8, 16, 16)),
+        systems=systems,
+        transforms=[
+            {"type": "displacements", "path": "field", **io("intrinsic", "warped")},
+            # towards the intrinsic system: not where the author placed the image
+            {"type": "scale", "scale": [2, 2, 2], **io("behind", "intrinsic")},
+            {"type": "rotation", "rotation": rot_x(30), **io("intrinsic", "aligned")},
+            {"type": "scale", "scale": [3, 3, 3], **io("intrinsic", "scaled")},
+        ],
+    )
+    image = read_ome_zarr(path)
+    assert image.notes[0] == (
+        "shown in coordinate system 'aligned'; also defined: 'intrinsic', 'warped', "
+        "'behind', 'scaled'"
+    )
+    rotation = {"type": "rotation", "rotation": rot_x(30)}
+    np.testing.assert_allclose(
+        level_world(image, 0, (1, 2, 3)), world_point(ms, 0, (1, 2, 3), [rotation]), atol=1e-12
+    )
+    # any system still selects, the intrinsic one included
+    assert read_ome_zarr(path, coordinate_system="scaled").levels[0].scale == (3.0, 3.0, 3.0)
+    assert read_ome_zarr(path, coordinate_system="intrinsic").world_affine is None
+
+    only_backwards, _, _ = write_ngff06_store(
+        tmp_path / "backwards.ome.zarr",
+        data=ramp((8, 16, 16)),
+        systems=[WORLD],
+        transforms=[{"type": "scale", "scale": [2, 2, 2], **io("world", "intrinsic")}],
+    )
+    assert (
+        read_ome_zarr(only_backwards).notes[0].startswith("shown in coordinate system 'intrinsic'")
+    )
 
 
 def test_unknown_coordinate_system(tmp_path):

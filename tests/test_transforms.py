@@ -554,8 +554,9 @@ def _ds(path: str, scale, translation=None, output: str = "intrinsic") -> dict:
 YX = [{"name": "y", "type": "space", "unit": "micrometer"}, {"name": "x", "type": "space"}]
 
 
-def test_spec_example_default_is_the_intrinsic_system_not_the_first_listed():
-    # spec example multiscales_transformations.json: "physical" is listed first
+def test_spec_example_default_is_where_the_transformation_leads():
+    # spec example multiscales_transformations.json: "physical" is listed first and
+    # reached from "intrinsic": the image is shown there, as napari-ome-zarr does
     ms = {
         "coordinateSystems": [
             {"name": "physical", "axes": YX},
@@ -567,12 +568,15 @@ def test_spec_example_default_is_the_intrinsic_system_not_the_first_listed():
         ],
     }
     resolved = resolve_multiscale(ms, path="store")
-    assert resolved.intrinsic.name == "intrinsic" and resolved.frame.name == "intrinsic"
-    assert np.allclose(resolved.frame.matrix, np.eye(3))
-    assert resolved.notes == ["shown in coordinate system 'intrinsic'; also defined: 'physical'"]
-    physical = resolve_multiscale(ms, path="store", coordinate_system="physical")
-    assert physical.frame.name == "physical"
-    assert np.allclose(apply(physical.frame.matrix, (1, 2)), (10, 20))
+    assert resolved.intrinsic.name == "intrinsic" and resolved.frame.name == "physical"
+    assert np.allclose(apply(resolved.frame.matrix, (1, 2)), (10, 20))
+    assert resolved.notes == ["shown in coordinate system 'physical'; also defined: 'intrinsic'"]
+    intrinsic = resolve_multiscale(ms, path="store", coordinate_system="intrinsic")
+    assert intrinsic.frame.name == "intrinsic"
+    assert np.allclose(intrinsic.frame.matrix, np.eye(3))
+    # without a transformation out of it, the intrinsic system is shown
+    del ms["coordinateTransformations"]
+    assert resolve_multiscale(ms, path="store").frame.name == "intrinsic"
 
 
 def test_unknown_coordinate_system_is_a_selection_error():

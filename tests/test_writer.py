@@ -163,3 +163,55 @@ def test_written_store_is_read_by_napari_ome_zarr(tmp_path):
     assert [str(n).rsplit(" ", 1)[-1] for n in names] == ["A", "B"]
     scale = np.asarray(kwargs["scale"])
     assert scale[-3:] == pytest.approx((2.0, 0.5, 0.5))
+
+
+def _writer_06():
+    manifest = npe2.PluginManager.instance().get_manifest("napari-zarrnii")
+    (writer,) = [
+        w for w in manifest.contributions.writers if w.command.endswith("write_layers_06")
+    ]
+    return writer
+
+
+def test_06_writer_output_is_read_by_napari_ome_zarr_and_ngff_zarr(tmp_path):
+    import contextlib
+    import io
+
+    from napari_ome_zarr._reader import napari_get_reader
+    from ngff_zarr import from_ngff_zarr
+
+    data = ramp((2, 8, 64, 64))
+    seg = (ramp((8, 64, 64)) % 5).astype(np.uint8)
+    out = tmp_path / "peer06.ome.zarr"
+    written = _writer_06().exec(
+        args=[
+            str(out),
+            [
+                (data[0], _image_meta("A", colormap="red"), "image"),
+                (data[1], _image_meta("B", colormap="green"), "image"),
+                (
+                    seg,
+                    {"name": "seg", "scale": [2.0, 0.5, 0.5], "translate": [10.0, -4.0, 3.0]},
+                    "labels",
+                ),
+            ],
+        ]
+    )
+    assert written == [str(out)]
+    validate_ngff(_root_attrs(out), "0.6", "image")
+    assert _root_attrs(out)["ome"]["version"] == "0.6"
+    with contextlib.redirect_stdout(io.StringIO()):
+        layers = napari_get_reader(str(out))(str(out))
+    (pyramid, kwargs, _), (labels, label_kwargs, kind) = layers
+    assert kind == "labels"
+    np.testing.assert_array_equal(np.asarray(pyramid[0])[1], data[1])
+    np.testing.assert_array_equal(np.asarray(labels[0]), seg)
+    assert [str(n).rsplit(" ", 1)[-1] for n in kwargs["name"]] == ["A", "B"]
+    for peer in (kwargs, label_kwargs):
+        index = np.array([3.0, 10.0, 20.0])
+        got = peer["affine"](np.asarray(peer["scale"]) * index)
+        np.testing.assert_allclose(got, np.array([10.0, -4.0, 3.0]) + [2.0, 0.5, 0.5] * index)
+    ms = from_ngff_zarr(str(out), validate=True)
+    assert ms.images[0].scale == {"c": 1.0, "z": 2.0, "y": 0.5, "x": 0.5}
+    assert ms.images[0].translation == {"c": 0.0, "z": 10.0, "y": -4.0, "x": 3.0}
+    np.testing.assert_array_equal(np.asarray(ms.images[0].data), data)

@@ -38,7 +38,8 @@ def _open(path: str) -> Any:
 
 def _format_name(image: Any) -> str:
     if image.ngff_version is not None:
-        return f"OME-NGFF {image.ngff_version}"
+        zipped = ", zipped" if str(image.source or "").lower().endswith(".ozx") else ""
+        return f"OME-NGFF {image.ngff_version}{zipped}"
     readers = (("tiff", "TIFF"), ("imaris", "Imaris"))
     return next((name for key, name in readers if key in image.attrs), "NIfTI")
 
@@ -82,7 +83,7 @@ def add_info_parser(sub: Any) -> None:
         description="Levels, shapes, chunks, scale, translation, units, "
         "channels and storage per level.",
     )
-    p.add_argument("path", help="OME-Zarr store (folder or URL) or NIfTI file")
+    p.add_argument("path", help="OME-Zarr store (folder, .ozx or URL) or NIfTI file")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(func=cmd_info)
 
@@ -188,11 +189,14 @@ def _add_write_options(p: argparse.ArgumentParser) -> None:
         choices=("local_mean", "nearest", "mode", "max", "min"),
         help="downsampling method (default local_mean)",
     )
+    from .core.ngff import DEFAULT_NGFF_VERSION, WRITABLE_VERSIONS
+
     p.add_argument(
         "--ngff-version",
-        default="0.5",
-        choices=("0.4", "0.5"),
-        help="OME-NGFF version: 0.5 = zarr v3 (default), 0.4 = zarr v2",
+        default=DEFAULT_NGFF_VERSION,
+        choices=WRITABLE_VERSIONS,
+        help=f"OME-NGFF version (default {DEFAULT_NGFF_VERSION}): 0.4 = zarr v2, 0.5 = zarr "
+        "v3, 0.6 = zarr v3 with coordinate systems (keeps the rotation of oblique images)",
     )
     p.add_argument(
         "--chunks",
@@ -206,7 +210,8 @@ def _add_write_options(p: argparse.ArgumentParser) -> None:
         type=int,
         nargs="+",
         metavar="N",
-        help="shard shape (NGFF 0.5 only), like --chunks",
+        help="shard shape (NGFF 0.5 and 0.6 only), like --chunks; .ozx outputs shard "
+        "2 chunks per spatial axis by default",
     )
     p.add_argument(
         "--downsample-factors",
@@ -230,11 +235,11 @@ def add_convert_parser(sub: Any) -> None:
         "convert",
         help="NIfTI, TIFF or OME-Zarr to a multiscale OME-Zarr (or NIfTI)",
         description="Build a multiscale OME-Zarr from a NIfTI file, a TIFF/OME-TIFF "
-        "file (needs tifffile) or one level of an OME-Zarr; an OUT ending in "
-        ".nii/.nii.gz writes NIfTI instead.",
+        "file (needs tifffile) or one level of an OME-Zarr; an OUT ending in .ozx "
+        "writes one zipped OME-Zarr file (RFC-9), .nii/.nii.gz writes NIfTI instead.",
     )
-    p.add_argument("input", help="NIfTI, TIFF or Imaris file, or OME-Zarr store")
-    p.add_argument("output", help="destination .ome.zarr (or .nii/.nii.gz)")
+    p.add_argument("input", help="NIfTI, TIFF or Imaris file, or OME-Zarr store (folder or .ozx)")
+    p.add_argument("output", help="destination .ome.zarr or .ozx (or .nii/.nii.gz)")
     p.add_argument(
         "--level", type=int, default=0, help="input level used as the new level 0 (default 0)"
     )
@@ -288,8 +293,8 @@ def add_crop_parser(sub: Any) -> None:
         "--level, mapped to level 0 through physical space; write the crop as "
         "OME-Zarr, or NIfTI when OUT ends in .nii/.nii.gz.",
     )
-    p.add_argument("input", help="OME-Zarr store or NIfTI file")
-    p.add_argument("output", help="destination .ome.zarr or .nii/.nii.gz")
+    p.add_argument("input", help="OME-Zarr store (folder or .ozx) or NIfTI file")
+    p.add_argument("output", help="destination .ome.zarr, .ozx or .nii/.nii.gz")
     box = p.add_mutually_exclusive_group(required=True)
     box.add_argument(
         "--bbox",

@@ -9,6 +9,7 @@ are the lazy arrays of the model (zarr arrays or thin views of them), never a co
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -229,7 +230,10 @@ def _axes_from_meta(meta: dict[str, Any], ndim: int) -> tuple[Axis, ...]:
     if stored:
         stored_axes = [a for a in stored if a.get("type") != "channel"]
         if len(stored_axes) == ndim:
-            return tuple(Axis(a["name"], a.get("type"), a.get("unit")) for a in stored_axes)
+            return tuple(
+                Axis(a["name"], a.get("type"), a.get("unit"), a.get("orientation"))
+                for a in stored_axes
+            )
     names = [str(n) for n in (meta.get("axis_labels") or [])]
     generic = len(names) != ndim or any(
         n.startswith("axis") or n.lstrip("-").isdigit() for n in names
@@ -246,21 +250,69 @@ def _axes_from_meta(meta: dict[str, Any], ndim: int) -> tuple[Axis, ...]:
     return tuple(axes)
 
 
-def _placement(meta: dict[str, Any], ndim: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+def _linear(meta: dict[str, Any], ndim: int, name: str) -> np.ndarray:
+    """A layer's ``rotate @ shear`` (napari's order), as an ``ndim x ndim`` matrix.
+
+    napari's layer state holds ``rotate`` as a matrix and ``shear`` as the upper
+    triangle (row by row) or a matrix; a 2-D ``rotate`` may be an angle in degrees.
+    """
+    rotate: Any = meta.get("rotate")
+    shear: Any = meta.get("shear")
+    rot = np.eye(ndim)
+    if rotate is not None:
+        if isinstance(rotate, (int, float, np.number)):
+            a = np.radians(float(rotate))
+            sub = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+        else:
+            sub = np.asarray(rotate, dtype=float)
+        if sub.ndim != 2 or sub.shape[0] != sub.shape[1] or sub.shape[0] > ndim:
+            raise ValueError(f"layer '{name}': rotate {rotate!r} is no rotation matrix")
+        rot[ndim - len(sub) :, ndim - len(sub) :] = sub
+    sh = np.eye(ndim)
+    if shear is not None:
+        values = np.asarray(shear, dtype=float)
+        if values.ndim == 1:
+            n = (1 + math.isqrt(1 + 8 * values.size)) // 2
+            if n * (n - 1) // 2 != values.size or n > ndim:
+                raise ValueError(f"layer '{name}': shear {list(values)} has a strange size")
+            sub = np.eye(n)
+            sub[np.triu_indices(n, 1)] = values
+        else:
+            sub = values
+        sh[ndim - len(sub) :, ndim - len(sub) :] = sub
+    return rot @ sh
+
+
+def _placement(
+    meta: dict[str, Any], ndim: int, name: str, keep_rotation: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Level 0's scale and translation, and the world affine applied after them.
+
+    napari places data at ``affine @ (rotate @ shear @ (scale * index) + translate)``.
+    Without rotate and shear that is the layer's scale and translate with its
+    ``affine`` after them.  With them, ``keep_rotation`` makes the world affine
+    ``affine @ [rotate @ shear | translate]`` over a translation of 0 (as an
+    oblique NIfTI is held), else they are dropped with a warning, as OME-NGFF
+    0.4/0.5 cannot store them.
+    """
     scale = np.asarray(meta.get("scale", [1.0] * ndim), dtype=float)
     translate = np.asarray(meta.get("translate", [0.0] * ndim), dtype=float)
-    extra = []
-    if np.any(np.asarray(meta.get("rotate", np.eye(ndim))) != np.eye(ndim)):
-        extra.append("rotate")
-    if np.any(np.asarray(meta.get("shear", np.zeros(1))) != 0):
-        extra.append("shear")
-    if extra:
+    affine = np.asarray(meta.get("affine", np.eye(ndim + 1)), dtype=float)
+    linear = _linear(meta, ndim, name)
+    world = None if np.allclose(affine, np.eye(ndim + 1)) else affine
+    if np.array_equal(linear, np.eye(ndim)):
+        return scale, translate, world
+    if not keep_rotation:
         log.warning(
-            "layer '%s': %s cannot be stored in OME-NGFF 0.4/0.5; dropped",
+            "layer '%s': rotate and shear cannot be stored in OME-NGFF 0.4/0.5; dropped "
+            "(OME-NGFF 0.6 keeps them)",
             name,
-            " and ".join(extra),
         )
-    return scale, translate
+        return scale, translate, world
+    placed = np.eye(ndim + 1)
+    placed[:ndim, :ndim] = linear
+    placed[:ndim, ndim] = translate
+    return scale, np.zeros(ndim), affine @ placed
 
 
 def _level_placements(levels: Sequence[Any], scale0: np.ndarray, translate0: np.ndarray):
@@ -304,7 +356,9 @@ def _channel_from_meta(meta: dict[str, Any], dtype: Any) -> ChannelInfo:
     )
 
 
-def layers_to_image(layers: Sequence[Any], name: str | None = None) -> MultiscaleImage:
+def layers_to_image(
+    layers: Sequence[Any], name: str | None = None, *, keep_rotation: bool = False
+) -> MultiscaleImage:
     """A model from napari layers (or npe2 layer-data tuples).
 
     Image layers become the channels of one image (stacked along a new ``c`` axis
@@ -312,6 +366,11 @@ def layers_to_image(layers: Sequence[Any], name: str | None = None) -> Multiscal
     layers become its label images.  With only labels layers, the first one is the
     image (a label image) and the others its labels.  Colours, contrast limits and
     visibility become the omero channels; nothing is computed or read.
+
+    A layer's ``affine`` becomes the image's ``world_affine``.  Its ``rotate`` and
+    ``shear`` join it with ``keep_rotation`` (for OME-NGFF 0.6, which stores
+    them), else they are dropped with a warning.  Label images follow their image
+    into its world.
     """
     items = [_as_tuple(ly) for ly in layers]
     images = [it for it in items if it[2] == "image"]
@@ -322,9 +381,9 @@ def layers_to_image(layers: Sequence[Any], name: str | None = None) -> Multiscal
     if not images and not labels:
         raise ValueError("nothing to save: choose image or labels layers")
     if images:
-        image = _images_to_model(images, name)
+        image = _images_to_model(images, name, keep_rotation)
     else:
-        image = _labels_to_model(labels[0])
+        image = _labels_to_model(labels[0], keep_rotation, as_image=True)
         labels = labels[1:]
     for item in labels:
         label = _labels_to_model(item)
@@ -333,7 +392,9 @@ def layers_to_image(layers: Sequence[Any], name: str | None = None) -> Multiscal
     return image
 
 
-def _images_to_model(images: Sequence[tuple], name: str | None) -> MultiscaleImage:
+def _images_to_model(
+    images: Sequence[tuple], name: str | None, keep_rotation: bool
+) -> MultiscaleImage:
     data0, meta0, _ = images[0]
     levels0 = _levels_of(data0, meta0)
     name0 = str(meta0.get("name") or "image")
@@ -351,9 +412,14 @@ def _images_to_model(images: Sequence[tuple], name: str | None) -> MultiscaleIma
             and np.allclose(meta.get("translate", 0), meta0.get("translate", 0))
         ):
             raise ValueError(f"layer '{meta.get('name')}': scale/translate differ from '{name0}'")
+        if keep_rotation and not np.allclose(
+            _linear(meta, len(levels0[0].shape), str(meta.get("name"))),
+            _linear(meta0, len(levels0[0].shape), name0),
+        ):
+            raise ValueError(f"layer '{meta.get('name')}': rotate/shear differ from '{name0}'")
     ndim = len(levels0[0].shape)
     axes = _axes_from_meta(meta0, ndim)
-    scale0, translate0 = _placement(meta0, ndim, name0)
+    scale0, translate0, world_affine = _placement(meta0, ndim, name0, keep_rotation)
     placements = list(_level_placements(levels0, scale0, translate0))
     multi = len(images) > 1
     pos = 1 if axes and axes[0].type == "time" else 0
@@ -371,8 +437,6 @@ def _images_to_model(images: Sequence[tuple], name: str | None) -> MultiscaleIma
         out_levels.append(Level(str(i), data, tuple(scale), tuple(translation)))
     if multi:
         axes = (*axes[:pos], Axis("c", "channel"), *axes[pos:])
-    affine = np.asarray(meta0.get("affine", np.eye(ndim + 1)), dtype=float)
-    world_affine = None if np.allclose(affine, np.eye(ndim + 1)) else affine
     if world_affine is not None and multi:
         world_affine = np.insert(np.insert(world_affine, pos, 0, axis=0), pos, 0, axis=1)
         world_affine[pos, pos] = 1.0
@@ -384,17 +448,30 @@ def _images_to_model(images: Sequence[tuple], name: str | None) -> MultiscaleIma
         name=name or (name0 if not multi else None),
         channels=[_channel_from_meta(m, dtype) for _, m, _ in images],
         source=source,
+        attrs=_nifti_attrs(meta0),
         world_affine=world_affine,
     )
 
 
-def _labels_to_model(item: tuple) -> MultiscaleImage:
+def _nifti_attrs(meta: dict[str, Any]) -> dict[str, Any]:
+    """The NIfTI header summary of a layer read from NIfTI (its world is RAS+), else {}."""
+    ome = (meta.get("metadata") or {}).get("ome")
+    nifti = ome.get("nifti") if isinstance(ome, dict) else None
+    return {"nifti": dict(nifti)} if isinstance(nifti, dict) else {}
+
+
+def _labels_to_model(
+    item: tuple, keep_rotation: bool = False, *, as_image: bool = False
+) -> MultiscaleImage:
+    """A label image; placed by its own ``affine`` (and rotation) only as the image."""
     data, meta, _ = item
     levels = _levels_of(data, meta)
     name = str(meta.get("name") or "labels")
     ndim = len(levels[0].shape)
     axes = _axes_from_meta(meta, ndim)
-    scale0, translate0 = _placement(meta, ndim, name)
+    scale0, translate0, world_affine = _placement(meta, ndim, name, keep_rotation)
+    if not as_image:  # a label image follows its image into the image's world
+        world_affine = None
     out = [
         Level(str(i), d, s, t)
         for i, (d, (s, t)) in enumerate(zip(levels, _level_placements(levels, scale0, translate0)))
@@ -412,5 +489,11 @@ def _labels_to_model(item: tuple) -> MultiscaleImage:
             colors[int(key)] = rgba  # type: ignore[assignment]
     source = ((meta.get("metadata") or {}).get("napari_zarrnii") or {}).get("source")
     return MultiscaleImage(
-        axes=axes, levels=out, name=name, is_label=True, label_colors=colors, source=source
+        axes=axes,
+        levels=out,
+        name=name,
+        is_label=True,
+        label_colors=colors,
+        source=source,
+        world_affine=world_affine,
     )

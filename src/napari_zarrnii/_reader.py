@@ -1,4 +1,4 @@
-"""npe2 reader: claims OME-Zarr folders/URLs and NIfTI files, declines everything else.
+"""npe2 reader: claims OME-Zarr folders/URLs/.ozx and NIfTI files, declines everything else.
 
 ``get_reader`` reads metadata only; a path without OME metadata gets ``None`` so
 napari can offer it to other readers.  A path that *is* OME-Zarr but whose
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._errors import NotAnImageError, UnsupportedFormatError, ZarrNiiError
-from .core.io import FORMATS, format_of, open_image
+from .core.io import format_of, open_image
 from .core.store import normalize_source
 
 __all__ = ["get_reader", "read_path"]
@@ -34,7 +34,7 @@ def read_path(path: Any, group: Any = None) -> list[tuple]:
     src = normalize_source(path)
     fmt = format_of(src)
     options: dict[str, Any] = {}
-    if fmt is FORMATS["ome-zarr"]:
+    if fmt.zarr:
         # a label image opens over the image it labels, as napari users expect
         options["with_source_image"] = True
         if group is not None:
@@ -74,17 +74,16 @@ def _claim(src: str) -> Any:
         return None
     if not fmt.napari:
         return None
-    if not fmt.folder:
+    if not fmt.zarr:
         return True if os.path.isfile(src) else None
-    if fmt is not FORMATS["ome-zarr"]:  # pragma: no cover - one folder format today
-        return True
-    from .core.omezarr import detect_layout, find_source_image, open_group
+    from .core.omezarr import close_group, detect_layout, find_source_image, open_group
 
     try:
         group = open_group(src)
         layout = detect_layout(group.attrs.asdict())
         # a 'labels' group is read with the image above it; without one there is none
         if layout is None or (layout == "labels" and find_source_image(src, group) is None):
+            close_group(group)
             return None
         return group
     except NotAnImageError as exc:

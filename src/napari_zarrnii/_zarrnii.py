@@ -31,7 +31,7 @@ import dask.array as da
 import numpy as np
 
 from ._errors import SelectionError, ZarrNiiError
-from .core.io import check_omero_channels, format_of, open_image, save_image
+from .core.io import check_omero_channels, format_of, ome_zarr_format, open_image, save_image
 from .core.lazy import as_dask, select_index, select_indices, storage_chunks
 from .core.mask import (
     apply_mask,
@@ -47,7 +47,7 @@ from .core.model import (
     Level,
     MultiscaleImage,
 )
-from .core.ngff import emit_image_attrs, ngff_attrs
+from .core.ngff import DEFAULT_NGFF_VERSION, emit_image_attrs, ngff_attrs
 from .core.roi import BoxError, crop_level, index_box, map_box_between_levels
 
 __all__ = ["SelectionError", "ZarrNii"]
@@ -182,13 +182,16 @@ class ZarrNii:
         use_dask: bool = True,
         *,
         multiscale: int = 0,
+        coordinate_system: str | None = None,
     ) -> ZarrNii:
-        """Open an OME-Zarr image (NGFF 0.1-0.5, local or remote), reading metadata only.
+        """Open an OME-Zarr image (NGFF 0.1-0.6, local or remote), reading metadata only.
 
         Parameters
         ----------
         path_or_url
-            Store path or ``http(s)://`` / ``s3://`` URL.
+            Store path, ``http(s)://`` / ``s3://`` URL, or a zipped OME-Zarr file
+            (``.ozx``, RFC-9).  An NGFF 0.6 image is shown in the coordinate system
+            its author placed it in (see ``docs/conventions.md``).
         level
             Hold only this level (negative counts from the coarsest).
         level_range
@@ -204,6 +207,9 @@ class ZarrNii:
             view of it after a channel/time selection), read on indexing.
         multiscale
             Which ``multiscales`` entry to read.
+        coordinate_system
+            NGFF 0.6: the coordinate system to place the image in (``'intrinsic'``,
+            ...); default where its author placed it (see ``docs/conventions.md``).
 
         Returns
         -------
@@ -218,7 +224,12 @@ class ZarrNii:
         SelectionError
             A level, channel or time point that does not exist.
         """
-        image = open_image(path_or_url, format="ome-zarr", multiscale=multiscale)
+        image = open_image(
+            path_or_url,
+            format="ome-zarr",
+            multiscale=multiscale,
+            coordinate_system=coordinate_system,
+        )
         n = image.num_levels
         if level is not None and level_range is not None:
             raise ValueError("give level or level_range, not both")
@@ -293,7 +304,7 @@ class ZarrNii:
             A file this package does not read.
         """
         fmt = format_of(path_or_url)
-        if fmt.key == "ome-zarr":
+        if fmt.zarr:
             return cls.from_ome_zarr(path_or_url, **options)
         if fmt.key == "nifti":
             unknown = sorted(set(options) - {"fourth_axis"})
@@ -1166,7 +1177,7 @@ class ZarrNii:
         chunks: Any = None,
         storage_options: Mapping[str, Any] | None = None,
         omero_metadata: Mapping[str, Any] | None = None,
-        ngff_version: str = "0.5",
+        ngff_version: str = DEFAULT_NGFF_VERSION,
         overwrite: bool = False,
         progress: Callable[[int, int, str], Any] | None = None,
         *,
@@ -1179,7 +1190,8 @@ class ZarrNii:
         Parameters
         ----------
         path
-            Destination folder.
+            Destination folder, or a file ending in ``.ozx`` for a zipped OME-Zarr
+            (RFC-9; written as a folder aside, zipped, then moved into place).
         max_layer
             Index of the coarsest level (``4`` writes levels 0-4; fewer when the image
             cannot shrink further).
@@ -1200,13 +1212,15 @@ class ZarrNii:
             ``{'name': ..., 'channels': [{'label': 'DAPI', 'color': 'blue'}, ...]}``,
             one entry per channel.
         ngff_version
-            ``'0.5'`` (zarr v3, default) or ``'0.4'`` (zarr v2).
+            ``'0.5'`` (zarr v3, default), ``'0.6'`` (zarr v3; keeps the rotation of
+            an oblique image as a transformation to a named coordinate system) or
+            ``'0.4'`` (zarr v2).
         overwrite
             Replace an existing store.
         progress
             ``progress(done_blocks, total_blocks, message)``.
         shards
-            Shard shape (NGFF 0.5 only), like ``chunks``.
+            Shard shape (NGFF 0.5 and 0.6 only), like ``chunks``.
         workers
             Threads.
         cancel
@@ -1242,7 +1256,7 @@ class ZarrNii:
         return save_image(
             image,
             path,
-            format="ome-zarr",
+            format=ome_zarr_format(path),
             overwrite=overwrite,
             omero=omero_metadata,
             progress=progress,

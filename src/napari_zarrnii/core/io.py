@@ -28,7 +28,7 @@ from .._errors import (
     NotAnImageError,
     UnsupportedFormatError,
 )
-from .store import is_url, normalize_source
+from .store import OZX_SUFFIX, is_url, normalize_source
 
 if TYPE_CHECKING:
     from .model import MultiscaleImage
@@ -38,6 +38,7 @@ __all__ = [
     "IMS_SUFFIXES",
     "NIFTI_SUFFIXES",
     "OME_ZARR_SUFFIXES",
+    "OZX_SUFFIXES",
     "TIFF_SUFFIXES",
     "Destination",
     "ImageFormat",
@@ -45,6 +46,7 @@ __all__ = [
     "check_omero_channels",
     "format_of",
     "looks_like_zarr",
+    "ome_zarr_format",
     "open_image",
     "resolve_destination",
     "save_image",
@@ -78,6 +80,9 @@ class ImageFormat:
         Claimed by the napari reader (drag and drop).
     requires
         An optional module the format needs, and the pip extra that installs it.
+    zarr
+        Holds a zarr hierarchy (a folder, or a zip file for ``.ozx``): claimed
+        only when it opens as a group with OME metadata.
     """
 
     key: str
@@ -88,6 +93,7 @@ class ImageFormat:
     folder: bool = False
     napari: bool = True
     requires: tuple[str, str] | None = None
+    zarr: bool = False
 
     def matches(self, name: str) -> bool:
         """True when ``name`` ends in one of this format's suffixes (any case)."""
@@ -128,6 +134,7 @@ class ImageFormat:
 
 
 OME_ZARR_SUFFIXES = (".ome.zarr", ".zarr")
+OZX_SUFFIXES = (OZX_SUFFIX,)
 NIFTI_SUFFIXES = (".nii.gz", ".nii", ".img.gz", ".hdr.gz", ".img", ".hdr")
 TIFF_SUFFIXES = (".ome.tiff", ".ome.tif", ".tiff", ".tif", ".ome.btf", ".btf", ".tf8", ".tf2")
 IMS_SUFFIXES = (".ims",)
@@ -144,6 +151,15 @@ FORMATS: dict[str, ImageFormat] = {
             reader=".omezarr:read_ome_zarr",
             writer=".io:_write_ome_zarr",
             folder=True,
+            zarr=True,
+        ),
+        ImageFormat(
+            "ozx",
+            "zipped OME-Zarr",
+            OZX_SUFFIXES,
+            reader=".omezarr:read_ome_zarr",
+            writer=".io:_write_ome_zarr",  # the pyramid writer zips by the name
+            zarr=True,
         ),
         ImageFormat(
             "nifti",
@@ -223,6 +239,16 @@ def format_of(source: Any, *, writing: bool = False) -> ImageFormat:
     if not is_url(src) and not os.path.exists(src):
         raise NotAnImageError(f"{src}: no such file or folder")
     raise UnsupportedFormatError(f"{src}: {_unknown_suffix(name, writing=False)}")
+
+
+def ome_zarr_format(destination: Any) -> str:
+    """``'ozx'`` for a name ending in ``.ozx`` (zipped OME-Zarr), else ``'ome-zarr'``.
+
+    What the OME-Zarr writers of the API and of napari pass as ``format``: an
+    OME-Zarr store is a folder unless the name asks for a zip.
+    """
+    name = normalize_source(destination).rstrip("/").rsplit("/", 1)[-1]
+    return "ozx" if FORMATS["ozx"].matches(name) else "ome-zarr"
 
 
 def _unknown_suffix(name: str, *, writing: bool) -> str:
@@ -348,7 +374,8 @@ def save_image(
         The image to write.
     destination
         Path (or a :class:`Destination`).  ``.ome.zarr``/``.zarr`` (or no suffix)
-        writes OME-Zarr, ``.nii``/``.nii.gz`` NIfTI.
+        writes OME-Zarr, ``.ozx`` zipped OME-Zarr (RFC-9, NGFF 0.5 or 0.6),
+        ``.nii``/``.nii.gz`` NIfTI.
     format
         A key of :data:`FORMATS`, when the name alone should not decide.
     overwrite
@@ -359,9 +386,12 @@ def save_image(
     **options
         For OME-Zarr: a ``plan`` or ``max_layer`` (``"auto"``: until the coarsest
         level fits in 256 voxels), ``scaling_method``, ``downsample_factors``,
-        ``chunks``, ``shards``, ``ngff_version``, ``compressor``,
+        ``chunks``, ``shards``, ``ngff_version`` (``'0.4'``, ``'0.5'``, ``'0.6'``;
+        0.6 keeps an oblique image's ``world_affine``), ``compressor``,
         ``storage_options``, ``omero``, ``workers``; ``keep_levels=True`` writes the
-        image's levels as they are.  For NIfTI: ``level``.
+        image's levels as they are.  ``.ozx`` takes the same options and shards
+        every array (two chunks per spatial axis) unless given shards or a plan.
+        For NIfTI: ``level``.
 
     Returns
     -------
@@ -440,6 +470,28 @@ def auto_max_layer(image: MultiscaleImage, target: int = 256, limit: int = 8) ->
 
 
 # -- writers (private: reached through save_image) ------------------------------------------
+def _version_of(options: Mapping[str, Any]) -> str:
+    """The NGFF version a write with these options produces."""
+    from .ngff import DEFAULT_NGFF_VERSION, spec_for
+
+    plan = options.get("plan")
+    version = plan.ngff_version if plan is not None else options.get("ngff_version")
+    return spec_for(version or DEFAULT_NGFF_VERSION, writing=True).version
+
+
+def _placed_for(image: MultiscaleImage, version: str) -> MultiscaleImage:
+    """``image`` as OME-NGFF ``version`` can place it.
+
+    A version that stores affines (0.6) keeps the world affine, written as a
+    transformation from the intrinsic system to a named one (label images follow it);
+    0.4 and 0.5 store per-level scale and translation only, so an oblique image is
+    written axis-aligned where it was (:func:`.oblique.axis_aligned_approximation`).
+    """
+    from .oblique import axis_aligned_approximation
+
+    return axis_aligned_approximation(image, version)
+
+
 def _write_ome_zarr(
     image: MultiscaleImage,
     dest: Destination,
@@ -449,34 +501,21 @@ def _write_ome_zarr(
     keep_levels: bool = False,
     **options: Any,
 ) -> Path:
-    from .ngff import DEFAULT_NGFF_VERSION
-    from .oblique import axis_aligned_approximation
+    """Folders and ``.ozx`` files alike: the pyramid writer zips by the name."""
     from .pyramid import write_levels, write_pyramid
 
-    plan = options.get("plan")
-    version = options.get("ngff_version") or getattr(plan, "ngff_version", None)
-    # NGFF <= 0.5 cannot store a rotation: keep the volume where it is, axis-aligned;
-    # versions that store affines get the image as it is.
-    image = axis_aligned_approximation(image, version or DEFAULT_NGFF_VERSION)
-    if keep_levels:
-        return write_levels(
-            image,
-            dest.location,
-            overwrite=dest.overwrite,
-            progress=progress,
-            cancel=cancel,
-            **options,
-        )
-    if options.get("max_layer") == "auto":
-        options["max_layer"] = auto_max_layer(image)
-    return write_pyramid(
-        image,
-        dest.location,
-        overwrite=dest.overwrite,
-        progress=progress,
-        cancel=cancel,
+    image = _placed_for(image, _version_of(options))
+    kwargs: dict[str, Any] = {
+        "overwrite": dest.overwrite,
+        "progress": progress,
+        "cancel": cancel,
         **options,
-    )
+    }
+    if keep_levels:
+        return write_levels(image, dest.location, **kwargs)
+    if options.get("max_layer") == "auto":
+        kwargs["max_layer"] = auto_max_layer(image)
+    return write_pyramid(image, dest.location, **kwargs)
 
 
 def _write_nifti(

@@ -16,29 +16,40 @@ from typing import Any
 import numpy as np
 
 from .._errors import InvalidMetadataError
-from .model import Axis, ChannelInfo, MultiscaleImage, Window, normalize_color
-from .placement import Frame, resolve_multiscale, split_placement
+from .model import Axis, ChannelInfo, Level, MultiscaleImage, Window, normalize_color
+from .placement import (
+    Frame,
+    display_problem,
+    resolve_multiscale,
+    restrict_frame,
+    split_placement,
+)
 from .transforms import ArrayLoader, diagonal_parts, parse_orientation
 
 __all__ = [
     "DEFAULT_NGFF_VERSION",
     "INTRINSIC_SYSTEM",
     "NGFF_SPECS",
+    "NIFTI_ORIENTATION",
+    "NIFTI_SYSTEMS",
     "WORLD_SYSTEM",
     "WRITABLE_VERSIONS",
     "NgffSpec",
     "ParsedMultiscale",
+    "anatomical_axes",
     "emit_coordinate_systems",
     "emit_dataset_transformations",
     "emit_image_attrs",
     "emit_label_attrs",
     "emit_labels_group_attrs",
     "emit_omero",
+    "in_parent_world",
     "ngff_attrs",
     "parse_image_label",
     "parse_multiscale",
     "parse_omero",
     "spec_for",
+    "world_system_name",
 ]
 
 log = logging.getLogger(__name__)
@@ -63,6 +74,9 @@ class NgffSpec:
     writable: bool
     #: :func:`emit_image_attrs` can describe an image in this version
     emittable: bool = False
+    #: an image's world affine (rotation, shear) can be stored, as a transformation
+    #: from the intrinsic coordinate system to a named one (0.6)
+    stores_affine: bool = False
 
 
 NGFF_SPECS: dict[str, NgffSpec] = {
@@ -71,16 +85,14 @@ NGFF_SPECS: dict[str, NgffSpec] = {
     "0.3": NgffSpec("0.3", 2, False, "names", False, False),
     "0.4": NgffSpec("0.4", 2, False, "dicts", True, True, True),
     "0.5": NgffSpec("0.5", 3, True, "dicts", True, True, True),
-    # read; metadata emitted (emit_image_attrs) but the pyramid writer not yet wired
-    "0.6": NgffSpec("0.6", 3, True, "systems", True, False, True),
+    "0.6": NgffSpec("0.6", 3, True, "systems", True, True, True, stores_affine=True),
 }
 
+#: The versions this package writes, oldest first (what a version choice offers).
+WRITABLE_VERSIONS: tuple[str, ...] = tuple(v for v, s in NGFF_SPECS.items() if s.writable)
 
-#: The versions this package writes, newest first (what writers and widgets offer).
-WRITABLE_VERSIONS: tuple[str, ...] = tuple(
-    sorted((v for v, s in NGFF_SPECS.items() if s.writable), reverse=True)
-)
-#: The version written when none is asked for.
+#: The version written unless another is asked for.  0.6 is written on request only:
+#: ome-zarr-py 0.18 reads a 0.6 store as 0.5 with default t, c, z, y, x axes.
 DEFAULT_NGFF_VERSION = "0.5"
 
 
@@ -237,7 +249,8 @@ def parse_multiscale(
         The NGFF attributes, their version, the store path (for messages) and which
         ``multiscales`` entry to parse.
     coordinate_system
-        0.6: the coordinate system to show (default: the intrinsic one).
+        0.6: the coordinate system to show (default: see
+        :func:`~.placement.default_system`).
     parent
         0.6 label images: the parent image's frame, so the label overlays it.
     load
@@ -338,7 +351,7 @@ def _parse_systems(
     )
     notes = list(resolved.notes)
     frame = resolved.frame
-    moved = _moved_channel(frame)
+    moved = display_problem(frame)
     if moved:
         notes.append(f"coordinate system '{frame.name}' cannot be shown: {moved}")
         log.warning("%s: coordinate system %r not shown: %s", path, frame.name, moved)
@@ -359,24 +372,6 @@ def _parse_systems(
         label_links=resolved.label_links,
         notes=notes,
     )
-
-
-def _moved_channel(frame: Frame) -> str | None:
-    """Why napari cannot show ``frame`` (it mixes the channel axis with others), or None.
-
-    Layers split the channel axis off (one layer per channel), so the matrix must
-    keep that axis where it is, unscaled and unshifted.
-    """
-    m = frame.matrix
-    for i, axis in enumerate(frame.source_axes):
-        if axis.type != "channel":
-            continue
-        unit = np.eye(m.shape[1])[i]
-        if not (np.allclose(m[i], unit) and np.allclose(m[:, i], np.eye(m.shape[0])[:, i])):
-            return f"it moves, scales or mixes the channel axis '{axis.name}'"
-        if frame.axes[i].type != "channel":
-            return f"its axis {i} ('{frame.axes[i].name}') is not the channel axis"
-    return None
 
 
 def _number(value: Any) -> float | None:
@@ -581,20 +576,74 @@ def _emitting(version: str) -> NgffSpec:
 INTRINSIC_SYSTEM = "intrinsic"
 WORLD_SYSTEM = "world"
 
+#: NIfTI ``sform_code``/``qform_code`` values and the name the world system of a
+#: NIfTI-born image gets in 0.6 metadata (other images: :data:`WORLD_SYSTEM`).
+NIFTI_SYSTEMS = {1: "scanner", 2: "aligned", 3: "talairach", 4: "mni152", 5: "template"}
 
-def emit_coordinate_systems(image: MultiscaleImage) -> list[dict[str, Any]]:
-    """0.6 ``coordinateSystems`` of ``image``: ``intrinsic``, and ``world`` with a world affine.
+#: RFC-4 orientation of the world axes of a NIfTI-born image: the reader shows it
+#: with ``(z, y, x) = (S, A, R)``, RAS+ read backwards (see :mod:`.nifti`).
+NIFTI_ORIENTATION = {
+    "z": "inferior-to-superior",
+    "y": "posterior-to-anterior",
+    "x": "left-to-right",
+}
 
-    The model's axes (names, types, units, RFC-4 orientation) describe the system
-    the image is shown in: the intrinsic one, or ``world`` when the image has a
-    ``world_affine``.  Then ``intrinsic`` keeps names, types and units (the level
-    scales are in those units) and orientation goes with ``world`` only.
+
+def _nifti_header(image: MultiscaleImage) -> Mapping[str, Any] | None:
+    nifti = image.attrs.get("nifti") if isinstance(image.attrs, Mapping) else None
+    return nifti if isinstance(nifti, Mapping) else None
+
+
+def world_system_name(image: MultiscaleImage) -> str:
+    """The name of the 0.6 system a world affine leads to: from the NIfTI code, else ``world``.
+
+    A NIfTI-born image (``attrs["nifti"]``) names it after its ``sform_code``, else its
+    ``qform_code`` (:data:`NIFTI_SYSTEMS`, e.g. ``scanner``); any other image
+    :data:`WORLD_SYSTEM`.
     """
+    nifti = _nifti_header(image)
+    for key in ("sform_code", "qform_code"):
+        code = nifti.get(key) if nifti is not None else None
+        if isinstance(code, int) and code in NIFTI_SYSTEMS:
+            return NIFTI_SYSTEMS[code]
+    return WORLD_SYSTEM
+
+
+def anatomical_axes(image: MultiscaleImage) -> tuple[Axis, ...]:
+    """``image.axes``, a NIfTI-born image's spatial ones with their RFC-4 orientation.
+
+    The world of an image read from NIfTI is ``(z, y, x) = (S, A, R)``
+    (:data:`NIFTI_ORIENTATION`); axes that already carry an orientation, and the
+    axes of any other image, are returned as they are.
+    """
+    if _nifti_header(image) is None:
+        return tuple(image.axes)
+    return tuple(
+        replace(a, orientation=NIFTI_ORIENTATION[a.name])
+        if a.type == "space" and a.orientation is None and a.name in NIFTI_ORIENTATION
+        else a
+        for a in image.axes
+    )
+
+
+def emit_coordinate_systems(
+    image: MultiscaleImage, *, world: str | None = None
+) -> list[dict[str, Any]]:
+    """0.6 ``coordinateSystems`` of ``image``: ``intrinsic``, and a world one with a world affine.
+
+    The model's axes (names, types, units, RFC-4 orientation, filled in for
+    NIfTI-born images by :func:`anatomical_axes`) describe the system the image is
+    shown in: the intrinsic one, or the world system (named ``world``, default
+    :func:`world_system_name`) when the image has a ``world_affine``.  Then
+    ``intrinsic`` keeps names, types and units (the level scales are in those
+    units) and orientation goes with the world system only.
+    """
+    axes = anatomical_axes(image)
     if image.world_affine is None:
-        return [{"name": INTRINSIC_SYSTEM, "axes": _axes_json(image.axes, orientation=True)}]
+        return [{"name": INTRINSIC_SYSTEM, "axes": _axes_json(axes, orientation=True)}]
     return [
-        {"name": INTRINSIC_SYSTEM, "axes": _axes_json(image.axes)},
-        {"name": WORLD_SYSTEM, "axes": _axes_json(image.axes, orientation=True)},
+        {"name": INTRINSIC_SYSTEM, "axes": _axes_json(axes)},
+        {"name": world or world_system_name(image), "axes": _axes_json(axes, orientation=True)},
     ]
 
 
@@ -621,8 +670,8 @@ def emit_dataset_transformations(
     return [{"type": "sequence", **ends, "transformations": [scale_t, translation_t]}]
 
 
-def _world_transformation(affine: np.ndarray) -> dict[str, Any]:
-    """The intrinsic -> world transformation of ``affine``, in its least expressive form.
+def _world_transformation(affine: np.ndarray, world: str) -> dict[str, Any]:
+    """The intrinsic -> ``world`` transformation of ``affine``, in its least expressive form.
 
     The 0.6 text asks writers to prefer a sequence of simpler transformations to
     an equivalent affine: scale, mapAxis (a permutation), rotation, each followed
@@ -633,8 +682,8 @@ def _world_transformation(affine: np.ndarray) -> dict[str, Any]:
     lin, shift = m[:n, :n], m[:n, n]
     ends = {
         "input": {"name": INTRINSIC_SYSTEM},
-        "output": {"name": WORLD_SYSTEM},
-        "name": f"{INTRINSIC_SYSTEM}_to_{WORLD_SYSTEM}",
+        "output": {"name": world},
+        "name": f"{INTRINSIC_SYSTEM}_to_{world}",
     }
     first: dict[str, Any] | None = None
     parts = diagonal_parts(np.vstack([np.hstack([lin, np.zeros((n, 1))]), np.eye(n + 1)[-1:]]))
@@ -660,8 +709,11 @@ def _world_transformation(affine: np.ndarray) -> dict[str, Any]:
     return {"type": "sequence", **ends, "transformations": [first, translation]}
 
 
-def _multiscale_systems(image: MultiscaleImage, paths: Sequence[str]) -> dict[str, Any]:
+def _multiscale_systems(
+    image: MultiscaleImage, paths: Sequence[str], world: str | None
+) -> dict[str, Any]:
     """The 0.6 ``multiscales`` entry of ``image`` (without name, type, metadata)."""
+    world = world or world_system_name(image)
     datasets = [
         {
             "path": p,
@@ -672,11 +724,11 @@ def _multiscale_systems(image: MultiscaleImage, paths: Sequence[str]) -> dict[st
         for p, level in zip(paths, image.levels)
     ]
     ms: dict[str, Any] = {
-        "coordinateSystems": emit_coordinate_systems(image),
+        "coordinateSystems": emit_coordinate_systems(image, world=world),
         "datasets": datasets,
     }
     if image.world_affine is not None:
-        ms["coordinateTransformations"] = [_world_transformation(image.world_affine)]
+        ms["coordinateTransformations"] = [_world_transformation(image.world_affine, world)]
     return ms
 
 
@@ -687,18 +739,21 @@ def emit_image_attrs(
     *,
     method: str | None = None,
     with_omero: bool = True,
+    world: str | None = None,
 ) -> dict[str, Any]:
     """The group attributes describing ``image`` as OME-NGFF ``version`` (0.4, 0.5, 0.6).
 
     For 0.6 the axes become the ``intrinsic`` coordinate system (with RFC-4
     orientation), every level a scale (and translation) into it, and a
-    ``world_affine`` a transformation from ``intrinsic`` to a ``world`` system.
+    ``world_affine`` a transformation from ``intrinsic`` to a world system named
+    ``world`` (default :func:`world_system_name`).  Older versions store no world
+    affine.
     """
     spec = _emitting(version)
     paths = list(paths) if paths is not None else [str(i) for i in range(image.num_levels)]
     ms: dict[str, Any]
     if spec.axes_style == "systems":
-        ms = _multiscale_systems(image, paths)
+        ms = _multiscale_systems(image, paths, world)
     else:
         datasets = []
         for p, level in zip(paths, image.levels):
@@ -722,6 +777,60 @@ def emit_image_attrs(
     if image.is_label:
         content["image-label"] = emit_label_attrs(image, spec)
     return _wrap(spec, content)
+
+
+def in_parent_world(label: MultiscaleImage, parent: MultiscaleImage) -> MultiscaleImage:
+    """``label`` placed in ``parent``'s world, as a 0.6 label image under ``labels/``.
+
+    0.6 takes a label image's intrinsic system to be its image's, and a reader may
+    open the label alone: it gets the parent's world affine (cut to the label's
+    axes, matched by name) and the parent's axis orientations.  A label without a
+    world affine of its own is taken to be in the parent's intrinsic coordinates; one
+    with its own keeps its place when the two affines differ by a scale and
+    translation (folded into its levels), else it is placed with the parent's
+    (logged).  Where the parent's affine cannot be cut to the label's axes, the
+    label keeps its own.
+    """
+    oriented = {a.name: a.orientation for a in anatomical_axes(parent)}
+    axes = tuple(
+        replace(a, orientation=a.orientation or oriented.get(a.name)) if a.type == "space" else a
+        for a in label.axes
+    )
+    affine = None
+    if parent.world_affine is not None:
+        whole = Frame("world", np.asarray(parent.world_affine, float), parent.axes, parent.axes)
+        cut = restrict_frame(whole, axes)
+        if cut is None:
+            log.warning(
+                "label %r: the image's world affine cannot be cut to its axes %s; not applied",
+                label.name,
+                label.axis_names,
+            )
+            return label.replace(axes=axes)
+        affine = cut.matrix
+    levels = list(label.levels)
+    own = label.world_affine
+    if own is not None:
+        target = affine if affine is not None else np.eye(len(axes) + 1)
+        parts = diagonal_parts(np.linalg.solve(target, np.asarray(own, float)))
+        if parts is not None and all(v > 0 for v in parts[0]):
+            scale, shift = np.asarray(parts[0]), np.asarray(parts[1])
+            levels = [
+                Level(
+                    lvl.path,
+                    lvl.data,
+                    tuple(float(v) for v in scale * lvl.scale),
+                    tuple(float(v) for v in scale * lvl.translation + shift),
+                )
+                for lvl in levels
+            ]
+        else:
+            log.warning(
+                "label %r is rotated against its image; written in its image's world, "
+                "which 0.6 readers apply to label images",
+                label.name,
+            )
+    return label.replace(axes=axes, levels=levels, world_affine=affine)
 
 
 def emit_label_attrs(image: MultiscaleImage, spec: NgffSpec) -> dict[str, Any]:

@@ -29,20 +29,19 @@ import numpy as np
 
 from .model import Level, MultiscaleImage
 
-__all__ = ["NGFF_WITHOUT_AFFINES", "axis_aligned_approximation", "describe_rotation"]
+__all__ = ["axis_aligned_approximation", "describe_rotation"]
 
 log = logging.getLogger(__name__)
 
-#: OME-NGFF versions that store only scale and translation per level (no affine).
-NGFF_WITHOUT_AFFINES = ("0.1", "0.2", "0.3", "0.4", "0.5")
 
 #: Below this (per matrix element), what is left of an affine is no rotation.
 _IDENTITY_ATOL = 1e-9
 
 
 def _stores_affines(ngff_version: str | None) -> bool:
-    text = str(ngff_version or "").strip()
-    return bool(text) and text[:3] not in NGFF_WITHOUT_AFFINES
+    from .ngff import spec_for
+
+    return bool(ngff_version) and spec_for(ngff_version).stores_affine
 
 
 def describe_rotation(matrix: np.ndarray, names: Sequence[str]) -> str:
@@ -116,7 +115,7 @@ def axis_aligned_approximation(
         Any model image; its label images are treated alike.
     ngff_version
         The version about to be written.  For versions that store affines (not in
-        :data:`NGFF_WITHOUT_AFFINES`, i.e. 0.6 and later) the image is returned as it
+        ``NgffSpec.stores_affine``, i.e. 0.6 and later) the image is returned as it
         is, and so is an image without ``world_affine``.
 
     Returns
@@ -175,7 +174,8 @@ def axis_aligned_approximation(
         message = (
             f"OME-NGFF {ngff_version} stores no rotation: written axis-aligned, dropping "
             f"{describe_rotation(direction, names)}; voxel sizes kept and the centre of the "
-            f"volume kept at ({', '.join(names)}) = ({centre_text}){unit}"
+            f"volume kept at ({', '.join(names)}) = ({centre_text}){unit}; "
+            "OME-NGFF 0.6 keeps the rotation (ngff_version='0.6')"
         )
         notes.append(message)
         log.warning("%s: %s", where, message)

@@ -2,8 +2,9 @@
 
 Handles NGFF 0.1-0.6 images, their ``labels/``, bioformats2raw layouts (series 0, the
 others listed), HCS plates (a lazy mosaic of the first field of every well) and single
-wells.  Opening reads group and array metadata and nothing else: the levels are the
-zarr arrays themselves (0.6 matrices stored in small zarr arrays are read too).
+wells, in folders, at URLs or zipped (``.ozx``, RFC-9).  Opening reads group and array
+metadata and nothing else: the levels are the zarr arrays themselves (0.6 matrices
+stored in small zarr arrays are read too).
 """
 
 from __future__ import annotations
@@ -12,37 +13,70 @@ import logging
 import math
 import os
 import posixpath
+import zipfile
 from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
 import zarr
+from zarr.storage import ZipStore
 
-from .._errors import InvalidMetadataError, NotOmeZarrError, ZarrNiiError
+from .._errors import InvalidMetadataError, NotOmeZarrError, ReadOnlyStoreError, ZarrNiiError
 from .lazy import LazyArray
 from .model import Level, MultiscaleImage, default_axes, integer_factor
 from .ngff import ngff_attrs, parse_image_label, parse_multiscale, parse_omero, spec_for
 from .placement import Frame
-from .store import is_url, normalize_source
+from .store import is_url, is_zipped, normalize_source
 from .transforms import ArrayLoader
 
-__all__ = ["detect_layout", "find_source_image", "open_group", "read_ome_zarr"]
+__all__ = ["close_group", "detect_layout", "find_source_image", "open_group", "read_ome_zarr"]
 
 log = logging.getLogger(__name__)
 
 
+def _zip_store(src: str, mode: str) -> ZipStore:
+    """A read-only zarr store over a zipped OME-Zarr (``.ozx``, RFC-9) file."""
+    if mode != "r":
+        raise ReadOnlyStoreError(f"{src}: zipped OME-Zarr (.ozx) is read-only here")
+    if is_url(src):
+        raise NotOmeZarrError(f"{src}: zipped OME-Zarr (.ozx) is read from local files only")
+    if not os.path.isfile(src):
+        raise NotOmeZarrError(f"{src}: no such file")
+    if not zipfile.is_zipfile(src):
+        raise NotOmeZarrError(f"{src}: not a zip file")
+    return ZipStore(src, mode="r")
+
+
 def open_group(source: Any, mode: Literal["r", "r+", "a", "w", "w-"] = "r") -> zarr.Group:
-    """Open a zarr group (v2 or v3, local or URL) or raise NotOmeZarrError."""
+    """Open a zarr group (v2 or v3, local, URL or ``.ozx`` zip) or raise NotOmeZarrError.
+
+    A zipped OME-Zarr (``.ozx``) opens read-only through zarr's ``ZipStore``; its root
+    group is the root of the archive (RFC-9).
+    """
     src = normalize_source(source)
+    store: Any = _zip_store(src, mode) if is_zipped(src) else src
     try:
-        node = zarr.open(src, mode=mode) if mode == "r" else zarr.open_group(src, mode=mode)
+        node = zarr.open(store, mode=mode) if mode == "r" else zarr.open_group(store, mode=mode)
     except (FileNotFoundError, KeyError, zarr.errors.NodeTypeValidationError) as exc:
+        _close(store)
         raise NotOmeZarrError(f"{src}: not a zarr group ({type(exc).__name__}: {exc})") from exc
     except (ValueError, TypeError, OSError) as exc:
+        _close(store)
         raise NotOmeZarrError(f"{src}: cannot be opened as zarr ({exc})") from exc
     if not isinstance(node, zarr.Group):
+        _close(store)
         raise NotOmeZarrError(f"{src}: is a zarr array, not an OME-Zarr image group")
     return node
+
+
+def _close(store: Any) -> None:
+    if isinstance(store, ZipStore):
+        store.close()
+
+
+def close_group(group: zarr.Group) -> None:
+    """Release what :func:`open_group` holds open for ``group`` (a zip file's handle)."""
+    _close(group.store)
 
 
 def _attrs(group: zarr.Group) -> dict[str, Any]:
@@ -82,8 +116,9 @@ def read_ome_zarr(
     ----------
     source
         Local path or URL of an OME-Zarr image, bioformats2raw root, plate, well,
-        ``labels`` group or label image.  A ``labels`` group (``x.zarr/labels``) reads
-        as the image it belongs to (``x.zarr``) with all its labels.
+        ``labels`` group or label image, or a local zipped OME-Zarr (``.ozx``,
+        read-only).  A ``labels`` group (``x.zarr/labels``) reads as the image it
+        belongs to (``x.zarr``) with all its labels.
     multiscale
         Which entry of ``multiscales`` to read (the others are listed in ``notes``).
     series
@@ -97,11 +132,14 @@ def read_ome_zarr(
         The zarr group at ``source`` when the caller has it open already (the
         npe2 reader does, from deciding whether to claim the path).
     coordinate_system
-        NGFF 0.6: name of the coordinate system to show the image in (default: its
-        intrinsic system, the one its resolution levels map to).  Label images
-        follow the image.  A system only reachable through transformations napari
-        cannot show (displacement or coordinate fields) is not applied; ``notes``
-        says so.  Ignored for older versions.
+        NGFF 0.6: name of the coordinate system to show the image in.  Default:
+        where its author placed it, the output of the first multiscale
+        transformation from the intrinsic system (the one the resolution levels
+        map to) that napari can show, else the intrinsic system; pass
+        ``'intrinsic'`` (or any name) to choose.  Label images follow the image.  A
+        system only reachable through transformations napari cannot show
+        (displacement or coordinate fields) is not applied; ``notes`` says so.
+        Ignored for older versions.
     with_source_image
         For a label image (``x.zarr/labels/cells``): read the image it labels (found
         by :func:`find_source_image`) with this one label in its ``labels``, so the

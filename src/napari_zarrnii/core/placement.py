@@ -10,8 +10,11 @@ Facts from the 0.6 specification this module relies on:
 
 * The "intrinsic" coordinate system of a multiscale image is the ``output`` of
   every dataset's transformation; the specification makes it the one to view and
-  process the image in "unless a use case dictates otherwise" (its advice to take
-  the first listed system holds for ``scene`` metadata only).  It is the default.
+  process the image in "unless a use case dictates otherwise".  A viewer is such a
+  use case: when the multiscale declares transformations from its intrinsic system
+  to other systems, the author placed the image there.  The default shown is the
+  output of the first such transformation (in stored order) that napari can show,
+  as napari-ome-zarr does, else the intrinsic system (:func:`default_system`).
 * Other systems are reached through the multiscale's ``coordinateTransformations``,
   each naming its ``input`` and ``output``; one end is the intrinsic system, the
   other a system of the same group or, with a ``path``, of a label image under
@@ -48,6 +51,8 @@ from .transforms import (
 __all__ = [
     "Frame",
     "ResolvedMultiscale",
+    "default_system",
+    "display_problem",
     "resolve_multiscale",
     "restrict_frame",
     "split_placement",
@@ -140,9 +145,11 @@ def resolve_multiscale(
     path, field
         Store path and the entry's place in the metadata, for messages.
     coordinate_system
-        Name of the system to show; default the intrinsic one.  A system reached
-        only through transformations no affine expresses is not shown: the image is
-        shown in its intrinsic system and ``notes`` says why.
+        Name of the system to show; default :func:`default_system` (the output of
+        the first transformation out of the intrinsic system that napari can show,
+        else the intrinsic system).  A system reached only through transformations
+        no affine expresses is not shown: the image is shown in its intrinsic
+        system and ``notes`` says why.
     parent
         For a label image: its parent image's frame (the label is shown there and
         its own multiscale transformations are not followed).
@@ -218,7 +225,10 @@ def resolve_multiscale(
             f"{path}: no coordinate system {coordinate_system!r}; have {sorted(by_name)}"
         )
     reach, why = _reachable(intrinsic, by_name, edges, path, load)
-    target = coordinate_system or intrinsic.name
+    if coordinate_system is None:
+        target = default_system(intrinsic, by_name, edges, reach)
+    else:
+        target = coordinate_system
     frame = Frame(intrinsic.name, np.eye(n + 1), intrinsic.axes, intrinsic.axes)
     for name in by_name:
         if name == intrinsic.name:
@@ -248,6 +258,51 @@ def resolve_multiscale(
 
 
 _Edge = tuple[str, str, Transformation]
+
+
+def display_problem(frame: Frame) -> str | None:
+    """Why napari cannot show ``frame`` (it mixes the channel axis with others), or None.
+
+    Layers split the channel axis off (one layer per channel), so the matrix must
+    keep that axis where it is, unscaled and unshifted.
+    """
+    m = frame.matrix
+    if m.shape[0] != m.shape[1]:
+        return f"it has {m.shape[0] - 1} axes, the image {m.shape[1] - 1}"
+    for i, axis in enumerate(frame.source_axes):
+        if axis.type != "channel":
+            continue
+        unit = np.eye(m.shape[1])[i]
+        if not (np.allclose(m[i], unit) and np.allclose(m[:, i], np.eye(m.shape[0])[:, i])):
+            return f"it moves, scales or mixes the channel axis '{axis.name}'"
+        if frame.axes[i].type != "channel":
+            return f"its axis {i} ('{frame.axes[i].name}') is not the channel axis"
+    return None
+
+
+def default_system(
+    intrinsic: CoordinateSystem,
+    by_name: Mapping[str, CoordinateSystem],
+    edges: Sequence[_Edge],
+    reach: Mapping[str, np.ndarray],
+) -> str:
+    """The system an image is shown in when none is asked for.
+
+    The output of the first multiscale transformation (in stored order) from the
+    intrinsic system to another system of the same group that napari can show
+    (an affine path, as many axes, the channel axis left alone); the intrinsic
+    system when there is none.  The 0.6 text makes the intrinsic system the one to
+    view "unless a use case dictates otherwise": a viewer shows the data where
+    its author placed it, napari-ome-zarr shows that first transformation too,
+    and a store written from an image with a world affine reads back exactly.
+    """
+    for src, dst, _ in edges:
+        if src != intrinsic.name or dst == intrinsic.name or dst not in reach:
+            continue
+        frame = Frame(dst, reach[dst], intrinsic.axes, by_name[dst].axes)
+        if display_problem(frame) is None:
+            return dst
+    return intrinsic.name
 
 
 def _edges(

@@ -1,8 +1,18 @@
 """Paths, URLs and safe writing: write aside, then rename into place.
 
-Every write of this package goes through :func:`atomic_destination` (a whole store)
-or :func:`replace_file_atomically` (one metadata file), so a failed or cancelled
-write leaves neither a half-written store nor a damaged previous one.
+Every write of this package goes through :func:`atomic_destination` (a whole store),
+:func:`atomic_files` (files written together), :func:`atomic_ozx` (a store zipped
+into one file) or :func:`replace_file_atomically` (one metadata file), so a failed or
+cancelled write leaves neither a half-written store nor a damaged previous one.
+
+Zipped OME-Zarr (``.ozx``) follows RFC-9 as ngff-zarr 0.50 writes it: the root of the
+archive is the root of the hierarchy (its ``zarr.json`` is the first entry), the other
+``zarr.json`` files follow breadth first (shallower first, then by name), then every
+other file by name; entries are stored without zip compression (the chunks are
+compressed already), with ZIP64 records wherever a size or offset needs them; the
+archive comment is ``{"ome": {"version": ..., "zipFile": {"centralDirectory":
+{"jsonFirst": true}}}}`` with the version the root ``zarr.json`` records.  RFC-9 is
+defined on zarr v3 (OME-NGFF 0.5 and later).
 """
 
 from __future__ import annotations
@@ -14,20 +24,29 @@ import os
 import shutil
 import tempfile
 import uuid
+import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from .._errors import DestinationExistsError, ReadOnlyStoreError
+from .progress import Cancel, Progress, cancel_checker, report
 
 __all__ = [
+    "OZX_SUFFIX",
     "atomic_destination",
     "atomic_files",
+    "atomic_ozx",
     "is_url",
+    "is_zipped",
     "local_path",
     "normalize_source",
+    "pack_ozx",
     "replace_file_atomically",
 ]
+
+#: The file-name suffix of zipped OME-Zarr (RFC-9).
+OZX_SUFFIX = ".ozx"
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +67,11 @@ def normalize_source(path: Any) -> str:
     if is_url(text):
         return text.rstrip("/")
     return str(Path(text).expanduser()).rstrip("/") or "/"
+
+
+def is_zipped(path: Any) -> bool:
+    """True for a zipped OME-Zarr (RFC-9): a name ending in ``.ozx`` (any case)."""
+    return normalize_source(path).lower().endswith(OZX_SUFFIX)
 
 
 def local_path(path: Any, *, purpose: str = "write") -> Path:
@@ -208,3 +232,116 @@ def replace_file_atomically(path: Path, content: Any) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+
+
+# -- zipped OME-Zarr (RFC-9) ------------------------------------------------------------
+
+
+def _rfc9_order(names: Sequence[str]) -> list[str]:
+    """Root ``zarr.json`` first, the other ``zarr.json`` breadth first, then the rest by name."""
+    is_metadata = [n == "zarr.json" or n.endswith("/zarr.json") for n in names]
+    metadata = sorted(
+        (n for n, meta in zip(names, is_metadata) if meta), key=lambda n: (n.count("/"), n)
+    )
+    return metadata + sorted(n for n, meta in zip(names, is_metadata) if not meta)
+
+
+def _ome_version(root_json: Path) -> str:
+    """The OME-NGFF version the root ``zarr.json`` of a store records."""
+    try:
+        doc = json.loads(root_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{root_json}: unreadable zarr metadata ({exc})") from exc
+    ome = (doc.get("attributes") or {}).get("ome") if isinstance(doc, dict) else None
+    version = ome.get("version") if isinstance(ome, dict) else None
+    if not isinstance(version, str):
+        raise ValueError(f"{root_json}: no OME-NGFF version under attributes.ome.version")
+    return version
+
+
+def pack_ozx(
+    store: Any,
+    target: Any,
+    *,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+) -> Path:
+    """Zip the zarr v3 OME-Zarr folder ``store`` into ``target`` as RFC-9 says.
+
+    Entry order, compression, ZIP64 and the archive comment are those of the module
+    docstring.  ``target`` is written in place (see :func:`atomic_ozx` for a write
+    that leaves nothing behind); files are streamed, one at a time.
+
+    Parameters
+    ----------
+    store
+        Folder of a zarr v3 hierarchy with a root ``zarr.json`` holding ``ome.version``.
+    target
+        The zip file to write.
+    progress, cancel
+        ``progress(done, total, message)`` per file; a cancel event or callable.
+
+    Raises
+    ------
+    ValueError
+        ``store`` has no root ``zarr.json`` (a zarr v2 store cannot be zipped as
+        OME-Zarr) or it records no OME-NGFF version.
+    CancelledError
+        ``cancel`` was set (``target`` is then incomplete: remove it).
+    """
+    root = local_path(store)
+    root_json = root / "zarr.json"
+    if not root_json.is_file():
+        raise ValueError(
+            f"{root}: zipped OME-Zarr (RFC-9) needs a zarr v3 store (OME-NGFF 0.5 or "
+            "later) with zarr.json at its root"
+        )
+    version = _ome_version(root_json)
+    names = [p.relative_to(root).as_posix() for p in sorted(root.rglob("*")) if p.is_file()]
+    ordered = _rfc9_order(names)
+    check = cancel_checker(cancel)
+    out = local_path(target)
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for i, name in enumerate(ordered):
+            check()
+            zf.write(root / name, arcname=name)
+            report(progress, i + 1, len(ordered), f"zipping {out.name}")
+        zf.comment = json.dumps(
+            {"ome": {"version": version, "zipFile": {"centralDirectory": {"jsonFirst": True}}}}
+        ).encode("utf-8")
+    return out
+
+
+@contextlib.contextmanager
+def atomic_ozx(
+    path: Any,
+    *,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+) -> Iterator[Path]:
+    """Yield where to write a store; zip it (RFC-9) into the file ``path`` on success.
+
+    The store is written in a temporary folder beside ``path``, zipped into a
+    temporary file beside it (:func:`pack_ozx`), and that file is renamed into place
+    (:func:`atomic_files`).  The yielded location does not exist yet; it is named
+    after ``path`` (``brain.ozx`` -> ``brain.ome.zarr``), since writers name an image
+    after its store.  On any error or cancellation the temporary folder and file are
+    removed and a previous ``path`` is left untouched.
+
+    Raises
+    ------
+    DestinationExistsError
+        ``path`` exists (a folder always; a file unless ``overwrite``).
+    """
+    dest = local_path(path)
+    stem = dest.name[: -len(OZX_SUFFIX)] if is_zipped(dest) else dest.name
+    with atomic_files([dest], overwrite=overwrite) as (tmp_zip,):
+        staging = tmp_zip.with_name(f"{tmp_zip.name}.store")
+        staging.mkdir()
+        try:
+            store = staging / f"{stem or 'image'}.ome.zarr"
+            yield store
+            pack_ozx(store, tmp_zip, progress=progress, cancel=cancel)
+        finally:
+            _remove(staging)

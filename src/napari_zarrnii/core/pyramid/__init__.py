@@ -76,7 +76,15 @@ from .engine import _input_pieces as _input_pieces  # block geometry, imported b
 from .engine import _regions as _regions
 from .engine import _task_unit as _task_unit
 from .kernels import LABEL_METHODS, SCALING_METHODS, downsample_block
-from .plan import AxisSizes, Factors, LevelPlan, PyramidPlan, plan_levels, plan_pyramid
+from .plan import (
+    AxisSizes,
+    Factors,
+    LevelPlan,
+    PyramidPlan,
+    default_shards,
+    plan_levels,
+    plan_pyramid,
+)
 from .write import write_levels, write_pyramid
 
 __all__ = [
@@ -92,6 +100,7 @@ __all__ = [
     "LevelPlan",
     "ProgressCallback",
     "PyramidPlan",
+    "default_shards",
     "describe_compressor",
     "downsample_block",
     "plan_levels",

@@ -18,11 +18,11 @@ from typing import Any, TypeAlias, cast
 import numpy as np
 
 from ..model import Axis, MultiscaleImage
-from ..ngff import spec_for
+from ..ngff import DEFAULT_NGFF_VERSION, spec_for
 from .codecs import DEFAULT_COMPRESSOR, Compressor, describe_compressor
 from .kernels import LABEL_METHODS, SCALING_METHODS
 
-__all__ = ["AS_IS", "LevelPlan", "PyramidPlan", "plan_levels", "plan_pyramid"]
+__all__ = ["AS_IS", "LevelPlan", "PyramidPlan", "default_shards", "plan_levels", "plan_pyramid"]
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class PyramidPlan:
         Downsampling method (one of :data:`SCALING_METHODS`, or ``'as-is'`` for
         :func:`write_levels`).
     ngff_version
-        ``'0.4'`` (zarr v2) or ``'0.5'`` (zarr v3).
+        ``'0.4'`` (zarr v2), ``'0.5'`` or ``'0.6'`` (zarr v3).
     dtype
         Data type of every level.
     axes
@@ -110,7 +110,7 @@ class PyramidPlan:
 
     @property
     def zarr_format(self) -> int:
-        """Zarr format the plan writes (2 for NGFF 0.4, 3 for 0.5)."""
+        """Zarr format the plan writes (2 for NGFF 0.4, 3 for 0.5 and 0.6)."""
         return spec_for(self.ngff_version, writing=True).zarr_format
 
     @property
@@ -225,6 +225,19 @@ def _per_axis(
     return tuple(out)
 
 
+def default_shards(
+    axes: Sequence[Axis], chunks: AxisSizes | None = None, chunks_per_shard: int = 2
+) -> tuple[int, ...]:
+    """Shards of ``chunks_per_shard`` chunks along every spatial axis (one elsewhere).
+
+    ``chunks`` as :func:`plan_pyramid` takes them (default: its default chunks); the
+    result is a valid ``shards=`` for the same chunks.
+    """
+    base = _per_axis(chunks, axes, "chunks", _default_chunks(axes))
+    n = max(1, int(chunks_per_shard))
+    return tuple(c * n if a.type == "space" else c for a, c in zip(axes, base))
+
+
 def _clip_chunks(chunks: Sequence[int], shape: Sequence[int]) -> tuple[int, ...]:
     return tuple(max(1, min(int(c), int(n))) for c, n in zip(chunks, shape))
 
@@ -310,7 +323,7 @@ def plan_pyramid(
     chunks: AxisSizes | None = None,
     shards: AxisSizes | None = None,
     scaling_method: str = "local_mean",
-    ngff_version: str = "0.5",
+    ngff_version: str = DEFAULT_NGFF_VERSION,
     compressor: Compressor = DEFAULT_COMPRESSOR,
 ) -> PyramidPlan:
     """Plan the levels of a pyramid built from ``image.levels[0]`` (no data is read).
@@ -332,14 +345,15 @@ def plan_pyramid(
         axis.  Default: 1 for time and channel, 128 (3-D) or 512 (2-D) spatially.  Every
         level uses the same chunks clipped to its shape.
     shards
-        Shard shape (NGFF 0.5 / zarr v3 only), same forms as ``chunks``; must be a
-        multiple of the chunks.  Writes work shard by shard, so memory is about
+        Shard shape (zarr v3: NGFF 0.5 and 0.6 only), same forms as ``chunks``; must
+        be a multiple of the chunks.  Writes work shard by shard, so memory is about
         ``shard size x workers``.
     scaling_method
         One of :data:`SCALING_METHODS`.  For a label image a method other than
         ``'mode'``/``'nearest'`` falls back to ``'mode'`` with a warning.
     ngff_version
-        ``'0.4'`` (zarr v2) or ``'0.5'`` (zarr v3).
+        ``'0.4'`` (zarr v2), ``'0.5'`` or ``'0.6'`` (zarr v3); see
+        :data:`~napari_zarrnii.core.ngff.WRITABLE_VERSIONS`.
     compressor
         Codec recorded in the plan (see :func:`resolve_compressor`).
 
@@ -407,7 +421,7 @@ def _resolve_shards(
     if shards is None:
         return None
     if zarr_format < 3:
-        raise ValueError("shards need OME-NGFF 0.5 (zarr v3); NGFF 0.4 stores cannot shard")
+        raise ValueError("shards need zarr v3 (OME-NGFF 0.5 or 0.6); NGFF 0.4 stores cannot shard")
     out = _per_axis(shards, axes, "shards", chunks)
     bad = [(s, c) for s, c in zip(out, chunks) if s % c]
     if bad:
@@ -420,7 +434,7 @@ def plan_levels(
     *,
     chunks: AxisSizes | None = None,
     shards: AxisSizes | None = None,
-    ngff_version: str = "0.5",
+    ngff_version: str = DEFAULT_NGFF_VERSION,
     compressor: Compressor = DEFAULT_COMPRESSOR,
 ) -> PyramidPlan:
     """Plan writing every level of ``image`` as it is (no downsampling).

@@ -2,15 +2,18 @@
 
 :func:`write_pyramid` builds a pyramid from level 0; :func:`write_levels` writes the
 levels of a multiscale image as they are.  Both write into a temporary folder beside
-the destination and rename it into place when complete.
+the destination and rename it into place when complete; a destination ending in
+``.ozx`` is zipped (RFC-9) beside it first and the zip file moved into place
+(:func:`~..store.atomic_ozx`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -19,9 +22,19 @@ import numpy as np
 import zarr
 from zarr.core.common import ZarrFormat
 
+from ..._errors import UnsupportedFormatError
 from ..model import ChannelInfo, Level, MultiscaleImage, Window
-from ..ngff import emit_image_attrs, emit_labels_group_attrs, ngff_attrs, parse_omero, spec_for
-from ..store import atomic_destination, local_path
+from ..ngff import (
+    DEFAULT_NGFF_VERSION,
+    emit_image_attrs,
+    emit_labels_group_attrs,
+    in_parent_world,
+    ngff_attrs,
+    parse_omero,
+    spec_for,
+    world_system_name,
+)
+from ..store import OZX_SUFFIX, atomic_destination, atomic_ozx, is_zipped, local_path
 from .codecs import (
     DEFAULT_COMPRESSOR,
     Compressor,
@@ -50,6 +63,7 @@ from .plan import (
     PyramidPlan,
     _check_ngff_axes,
     _label_plans_for,
+    default_shards,
     plan_levels,
     plan_pyramid,
 )
@@ -61,8 +75,42 @@ __all__ = ["write_levels", "write_pyramid"]
 
 log = logging.getLogger(__name__)
 
-#: A destination folder.
+#: A destination folder (or ``.ozx`` file).
 StorePath: TypeAlias = str | os.PathLike[str]
+
+#: Arrays of a ``.ozx`` store are sharded (RFC-9: fewer zip entries) with this many
+#: chunks per spatial axis per shard unless shards are given, as ngff-zarr 0.50 does.
+OZX_CHUNKS_PER_SHARD = 2
+
+
+def _check_zipped(path: StorePath, version: str) -> None:
+    """Refuse a ``.ozx`` destination for a zarr v2 version (RFC-9 is zarr v3)."""
+    if is_zipped(path) and spec_for(version, writing=True).zarr_format != 3:
+        raise UnsupportedFormatError(
+            f"{local_path(path)}: zipped OME-Zarr (.ozx, RFC-9) is zarr v3: write OME-NGFF "
+            f"0.5 or 0.6, not {version}"
+        )
+
+
+def _zipped_shards(path: StorePath, image: MultiscaleImage, chunks: Any, shards: Any) -> Any:
+    """``shards``, or the default shards of a ``.ozx`` destination when there are none."""
+    if shards is None and is_zipped(path):
+        return default_shards(image.axes, chunks, OZX_CHUNKS_PER_SHARD)
+    return shards
+
+
+@contextlib.contextmanager
+def _destination(
+    path: StorePath, overwrite: bool, progress: ProgressCallback | None, cancel: Cancel | None
+) -> Iterator[Path]:
+    """An empty temporary folder for the store, moved (or zipped, for ``.ozx``) into place."""
+    if not is_zipped(path):
+        with atomic_destination(path, overwrite=overwrite) as tmp:
+            yield tmp
+        return
+    with atomic_ozx(path, overwrite=overwrite, progress=progress, cancel=cancel) as store:
+        store.mkdir()
+        yield store
 
 
 def _create_array(
@@ -209,7 +257,7 @@ def _write_store(
             runner.total,
             executor.workers,
         )
-        with atomic_destination(path, overwrite=overwrite) as tmp:
+        with _destination(path, overwrite, progress, cancel) as tmp:
             _write_into(
                 tmp, image, plan, label_plans, jobs, label_jobs, omero, path, runner, executor
             )
@@ -284,11 +332,14 @@ def _write_into(
             lab = _output_image(
                 src.replace(is_label=True), lplan, label_jobs[name], name=src.name or name
             )
+            if spec.stores_affine:  # label images follow their image into its world
+                lab = in_parent_world(lab, out_image)
             label_attrs = emit_image_attrs(
                 lab,
                 spec.version,
                 [lp.path for lp in lplan.levels],
                 method=_method_for_metadata(lplan.method),
+                world=world_system_name(out_image),
             )
             if lplan.method == AS_IS:
                 _keep_source_method(label_attrs, src)
@@ -297,9 +348,9 @@ def _write_into(
 
 
 def _stem(path: StorePath) -> str:
-    """The store's name without ``.ome.zarr``/``.zarr``: the default multiscale name."""
+    """The store's name without ``.ome.zarr``/``.zarr``/``.ozx``: the default multiscale name."""
     name = local_path(path).name
-    for suffix in (".ome.zarr", ".zarr"):
+    for suffix in (".ome.zarr", ".zarr", OZX_SUFFIX):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)] or name
     return name
@@ -373,7 +424,15 @@ def write_pyramid(
     image
         The image (its level 0 is the source; other levels are ignored).
     path
-        Destination folder (``.ome.zarr``).  Written aside and renamed into place.
+        Destination folder (``.ome.zarr``), or file (``.ozx``: zipped OME-Zarr,
+        RFC-9, NGFF 0.5 or 0.6, sharded with :data:`OZX_CHUNKS_PER_SHARD` chunks per
+        spatial axis unless the shards are given).  Written aside and moved into
+        place.
+        For NGFF 0.6 an ``image.world_affine`` is stored as a transformation from
+        the intrinsic coordinate system to a named one (``world``, or ``scanner``
+        and the like for NIfTI-born images, whose axes also get their RFC-4
+        orientation); label images are placed in their image's world.  0.4 and
+        0.5 store scale and translation only.
     plan
         A plan from :func:`plan_pyramid`; when None one is made from ``plan_kwargs``
         (``max_layer``, ``downsample_factors``, ``chunks``, ``shards``,
@@ -412,6 +471,9 @@ def write_pyramid(
     """
     if plan is not None and plan_kwargs:
         raise ValueError(f"give either a plan or plan arguments, not both ({sorted(plan_kwargs)})")
+    _check_zipped(
+        path, plan.ngff_version if plan else plan_kwargs.get("ngff_version", DEFAULT_NGFF_VERSION)
+    )
     options = merge_storage_options(
         storage_options,
         compressor=compressor,
@@ -421,7 +483,7 @@ def write_pyramid(
     compressor = options["compressor"]
     if plan is None:
         plan_kwargs["chunks"] = options["chunks"]
-        plan_kwargs["shards"] = options["shards"]
+        plan_kwargs["shards"] = _zipped_shards(path, image, options["chunks"], options["shards"])
     elif options["chunks"] is not None or options["shards"] is not None:
         log.warning("storage_options chunks/shards ignored: the plan given sets them")
     if plan is None:
@@ -451,7 +513,7 @@ def write_levels(
     image: MultiscaleImage,
     path: StorePath,
     *,
-    ngff_version: str = "0.5",
+    ngff_version: str = DEFAULT_NGFF_VERSION,
     chunks: AxisSizes | None = None,
     shards: AxisSizes | None = None,
     overwrite: bool = False,
@@ -471,13 +533,14 @@ def write_levels(
     safety, atomicity, progress, cancellation and ``client`` as :func:`write_pyramid`,
     whose parameters these are.
     """
+    _check_zipped(path, ngff_version)
     options = merge_storage_options(
         storage_options, compressor=compressor, chunks=chunks, shards=shards
     )
     plan = plan_levels(
         image,
         chunks=options["chunks"],
-        shards=options["shards"],
+        shards=_zipped_shards(path, image, options["chunks"], options["shards"]),
         ngff_version=ngff_version,
         compressor=options["compressor"],
     )
