@@ -1,4 +1,5 @@
-"""Shared fixtures: small synthetic OME-Zarr stores written by hand (not by our writer).
+"""Shared fixtures: small synthetic OME-Zarr stores written by hand (not by our writer),
+a dask.distributed cluster and an S3 server on loopback.
 
 Writing the metadata by hand, version by version, keeps the reader tests
 independent of the package's own emitter.
@@ -6,6 +7,11 @@ independent of the package's own emitter.
 
 from __future__ import annotations
 
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +120,112 @@ def ngff_store(tmp_path: Path):
         return write_ngff_store(tmp_path / f"img{next(counter)}.ome.zarr", **kwargs)
 
     return make
+
+
+# -- dask.distributed ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A LocalCluster of two worker processes (one thread each), for the whole session.
+
+    The client is not made the default one: only what a test passes it to runs on
+    the cluster (``client='active'`` finds it only inside ``as_current()``).  The
+    HTTP server binds a free port (8787 may be taken on a shared machine).
+    """
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address="127.0.0.1:0",
+        silence_logs=logging.ERROR,
+    )
+    with distributed.Client(cluster, set_as_default=False) as client:
+        yield client
+    cluster.close()
+
+
+# -- S3 on loopback ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """A moto S3 server on loopback, with the credentials the environment gives."""
+
+    endpoint: str
+    key: str = "testing"
+    secret: str = "testing"
+
+    @property
+    def storage_options(self) -> dict[str, Any]:
+        """The options that reach the server without the environment (e.g. on workers)."""
+        return {"key": self.key, "secret": self.secret, "endpoint_url": self.endpoint}
+
+    def filesystem(self) -> Any:
+        """A fresh s3fs filesystem (no listing cache shared with the code under test)."""
+        import s3fs
+
+        return s3fs.S3FileSystem(
+            key=self.key, secret=self.secret, endpoint_url=self.endpoint, skip_instance_cache=True
+        )
+
+    def keys(self, url: str) -> list[str]:
+        """Every key under ``url``, relative to it, listed afresh."""
+        root = url.removeprefix("s3://").rstrip("/")
+        fs = self.filesystem()
+        try:
+            found = fs.find(root)
+        except FileNotFoundError:
+            return []
+        return sorted(p[len(root) + 1 :] for p in found if p.startswith(root + "/"))
+
+    def read(self, url: str) -> dict[str, bytes]:
+        """Every key under ``url`` with its bytes."""
+        fs = self.filesystem()
+        root = url.removeprefix("s3://").rstrip("/")
+        return {k: fs.cat_file(f"{root}/{k}") for k in self.keys(url)}
+
+
+_AWS_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's S3 API on a free loopback port; ``AWS_*`` variables point at it.
+
+    The variables are set for the rest of the session, so that readers that take no
+    storage options (the npe2 reader) and worker processes started afterwards find
+    the server as they would find a real endpoint.
+    """
+    pytest.importorskip("s3fs")
+    server_module = pytest.importorskip("moto.server")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    s3 = S3Server(f"http://{host}:{port}")
+    saved = {name: os.environ.get(name) for name in _AWS_ENV}
+    os.environ.update(
+        AWS_ACCESS_KEY_ID=s3.key,
+        AWS_SECRET_ACCESS_KEY=s3.secret,
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ENDPOINT_URL=s3.endpoint,
+    )
+    try:
+        yield s3
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server) -> str:
+    """A new, empty bucket: ``s3://<name>``."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    s3_server.filesystem().mkdir(name)
+    return f"s3://{name}"

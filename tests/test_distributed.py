@@ -1,14 +1,13 @@
 """Writing pyramids on a dask.distributed cluster: same bytes as threads, same safety.
 
 A LocalCluster of two worker processes (one thread each) is started once for the
-module; the last test starts a real ``dask scheduler`` and two ``dask worker``
-processes on loopback ports.
+session (``dask_client`` in conftest.py); the last test starts a real ``dask
+scheduler`` and two ``dask worker`` processes on loopback ports.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import socket
 import subprocess
@@ -36,18 +35,10 @@ distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 
-@pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
-    )
-    with distributed.Client(cluster) as c:
-        yield c
-    cluster.close()
+@pytest.fixture
+def client(dask_client):
+    """The session's LocalCluster (tests/conftest.py)."""
+    return dask_client
 
 
 def _zarr_source(tmp_path: Path, data: np.ndarray) -> zarr.Array:
@@ -195,7 +186,8 @@ def test_scheduler_and_workers_started_from_the_command_line(tmp_path):
                     stderr=subprocess.STDOUT,
                 )
             )
-        with distributed.Client(address, timeout=60) as c:
+        # not the default client: its shutdown would leave dask configured for it
+        with distributed.Client(address, timeout=60, set_as_default=False) as c:
             c.wait_for_workers(2, timeout=60)
             image = image_with_channels_and_labels("dask")
             threaded, clustered = _twin(tmp_path, "cli.zarr")

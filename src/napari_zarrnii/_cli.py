@@ -5,23 +5,38 @@ arguments and sets ``func`` to a ``cmd_<name>(args) -> int`` function; add a
 subcommand by writing both and listing the first in :data:`SUBCOMMANDS`.
 
 Errors of this package (:class:`~napari_zarrnii.ZarrNiiError`: missing file, not an
-image, destination exists, bad box, ...) print one line on stderr and exit with
-status 2, without a traceback; other exceptions are bugs and keep their traceback.
+image, destination exists, bad box, no scheduler, ...) print one line on stderr and
+exit with status 2, without a traceback; other exceptions are bugs and keep their
+traceback.
+
+Paths may be object-store URLs (``s3://bucket/image.ome.zarr``): credentials and
+endpoint come from the environment (``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_URL``, ...)
+or from ``--storage-option KEY=VALUE``.  ``convert`` and ``crop`` run on a
+dask.distributed cluster with ``--scheduler ADDRESS``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from ._errors import ZarrNiiError
 
-__all__ = ["SUBCOMMANDS", "build_parser", "cmd_convert", "cmd_crop", "cmd_info", "main"]
+__all__ = [
+    "SUBCOMMANDS",
+    "build_parser",
+    "cmd_convert",
+    "cmd_crop",
+    "cmd_info",
+    "main",
+    "parse_storage_options",
+]
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +45,56 @@ def _out(text: str = "") -> None:
     sys.stdout.write(text + "\n")
 
 
-def _open(path: str) -> Any:
+def _open(path: str, storage_options: dict[str, Any] | None = None) -> Any:
     from ._zarrnii import ZarrNii
+    from .core.store import is_url
 
+    if storage_options and is_url(path):
+        return ZarrNii.open(path, storage_options=storage_options)
     return ZarrNii.open(path)
+
+
+def parse_storage_options(items: Sequence[str] | None) -> dict[str, Any]:
+    """``['KEY=VALUE', ...]`` as a dict: VALUE as JSON when it parses, else text.
+
+    A dotted key fills a nested mapping: ``client_kwargs.region_name=eu-west-1``
+    gives ``{'client_kwargs': {'region_name': 'eu-west-1'}}``.
+
+    Raises
+    ------
+    ValueError
+        An item without ``=`` or with an empty key.
+    """
+    out: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--storage-option {item!r}: expected KEY=VALUE")
+        try:
+            value: Any = json.loads(text)
+        except ValueError:
+            value = text
+        *parents, leaf = key.strip().split(".")
+        node = out
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ValueError(f"--storage-option {item!r}: '{part}' is set to a value already")
+            node = child
+        node[leaf] = value
+    return out
+
+
+@contextlib.contextmanager
+def _cluster(address: str | None) -> Iterator[Any]:
+    """A client of the scheduler at ``address`` (closed on exit), or None for threads."""
+    if not address:
+        yield None
+        return
+    from .core.pyramid.cluster import connect
+
+    with connect(address) as client:
+        yield client
 
 
 def _format_name(image: Any) -> str:
@@ -85,7 +146,20 @@ def add_info_parser(sub: Any) -> None:
     )
     p.add_argument("path", help="OME-Zarr store (folder, .ozx or URL) or NIfTI file")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    _add_storage_option(p)
     p.set_defaults(func=cmd_info)
+
+
+def _add_storage_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--storage-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="option of the filesystem of a URL (s3fs, gcsfs, ...), for input and output, "
+        "e.g. endpoint_url=http://localhost:9000, anon=true, "
+        "client_kwargs.region_name=eu-west-1; repeat for more (default: the environment, "
+        "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, ...)",
+    )
 
 
 def _info_dict(z: Any, rows: list[Any]) -> dict[str, Any]:
@@ -126,7 +200,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     """Print what an image holds: axes, channels, levels and their storage."""
     from .core.storage import format_storage_report
 
-    z = _open(args.path)
+    z = _open(args.path, parse_storage_options(args.storage_option))
     image = z.pyramid
     rows = z.storage_report()
     if args.json:
@@ -227,6 +301,15 @@ def _add_write_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="run the blocks on the workers of the dask.distributed scheduler at ADDRESS "
+        "(e.g. tcp://10.0.0.5:8786); they read the input and write the output "
+        "themselves, so both must be reachable from them",
+    )
+    _add_storage_option(p)
 
 
 def add_convert_parser(sub: Any) -> None:
@@ -238,8 +321,12 @@ def add_convert_parser(sub: Any) -> None:
         "file (needs tifffile) or one level of an OME-Zarr; an OUT ending in .ozx "
         "writes one zipped OME-Zarr file (RFC-9), .nii/.nii.gz writes NIfTI instead.",
     )
-    p.add_argument("input", help="NIfTI, TIFF or Imaris file, or OME-Zarr store (folder or .ozx)")
-    p.add_argument("output", help="destination .ome.zarr or .ozx (or .nii/.nii.gz)")
+    p.add_argument(
+        "input", help="NIfTI, TIFF or Imaris file, or OME-Zarr store (folder, .ozx or URL)"
+    )
+    p.add_argument(
+        "output", help="destination .ome.zarr (folder or s3:// URL) or .ozx (or .nii/.nii.gz)"
+    )
     p.add_argument(
         "--level", type=int, default=0, help="input level used as the new level 0 (default 0)"
     )
@@ -247,12 +334,12 @@ def add_convert_parser(sub: Any) -> None:
     p.set_defaults(func=cmd_convert)
 
 
-def _write(z: Any, output: str, args: argparse.Namespace) -> Path:
+def _write(z: Any, output: str, args: argparse.Namespace, client: Any = None) -> Path | str:
     from .core.io import resolve_destination
 
     if resolve_destination(output).format.key == "nifti":
-        return z.to_nifti(output, overwrite=args.overwrite)
-    storage: dict[str, Any] = {}
+        return z.to_nifti(output, overwrite=args.overwrite, client=client)
+    storage: dict[str, Any] = parse_storage_options(args.storage_option)
     if args.compressor is not None:
         storage["compressor"] = None if args.compressor.lower() == "none" else args.compressor
     bar = _Progress(not args.no_progress, "writing")
@@ -268,6 +355,7 @@ def _write(z: Any, output: str, args: argparse.Namespace) -> Path:
             ngff_version=args.ngff_version,
             overwrite=args.overwrite,
             progress=bar,
+            client=client,
         )
     finally:
         bar.close()
@@ -275,8 +363,9 @@ def _write(z: Any, output: str, args: argparse.Namespace) -> Path:
 
 def cmd_convert(args: argparse.Namespace) -> int:
     """Convert ``args.input`` to ``args.output``."""
-    z = _open(args.input).get_level(args.level)
-    out = _write(z, args.output, args)
+    z = _open(args.input, parse_storage_options(args.storage_option)).get_level(args.level)
+    with _cluster(args.scheduler) as client:
+        out = _write(z, args.output, args, client)
     _out(f"wrote {out}")
     return 0
 
@@ -293,8 +382,10 @@ def add_crop_parser(sub: Any) -> None:
         "--level, mapped to level 0 through physical space; write the crop as "
         "OME-Zarr, or NIfTI when OUT ends in .nii/.nii.gz.",
     )
-    p.add_argument("input", help="OME-Zarr store (folder or .ozx) or NIfTI file")
-    p.add_argument("output", help="destination .ome.zarr, .ozx or .nii/.nii.gz")
+    p.add_argument("input", help="OME-Zarr store (folder, .ozx or URL) or NIfTI file")
+    p.add_argument(
+        "output", help="destination .ome.zarr (folder or s3:// URL), .ozx or .nii/.nii.gz"
+    )
     box = p.add_mutually_exclusive_group(required=True)
     box.add_argument(
         "--bbox",
@@ -329,7 +420,7 @@ def cmd_crop(args: argparse.Namespace) -> int:
     """Crop level 0 of ``args.input`` and write it to ``args.output``."""
     from .core.roi import BoxError
 
-    z = _open(args.input)
+    z = _open(args.input, parse_storage_options(args.storage_option))
     level = args.level if args.level is not None else (-1 if args.tissue else 0)
     at_level = z.get_level(level)
     n = len(at_level.voxel_size)
@@ -346,7 +437,8 @@ def cmd_crop(args: argparse.Namespace) -> int:
     _out(f"box at level {at_level.level}: {_fmt_box(bounds)}")
     _out(f"box at level 0: {_fmt_box(full)}")
     crop = z.get_level(0).crop_with_bounding_box(full)
-    out = _write(crop, args.output, args)
+    with _cluster(args.scheduler) as client:
+        out = _write(crop, args.output, args, client)
     _out(f"wrote {out}")
     return 0
 

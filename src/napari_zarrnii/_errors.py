@@ -11,6 +11,7 @@ __all__ = [
     "BoxError",
     "CancelledError",
     "ChannelCountError",
+    "ClusterError",
     "DestinationExistsError",
     "InvalidMetadataError",
     "MissingDependencyError",
@@ -85,3 +86,7 @@ class ChannelCountError(ZarrNiiError, ValueError):
 
 class CancelledError(ZarrNiiError):
     """A long operation was cancelled by the user; nothing was left behind."""
+
+
+class ClusterError(ZarrNiiError, ConnectionError):
+    """No dask.distributed cluster to run on: no active client, or no scheduler there."""

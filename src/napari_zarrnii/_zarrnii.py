@@ -183,6 +183,7 @@ class ZarrNii:
         *,
         multiscale: int = 0,
         coordinate_system: str | None = None,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> ZarrNii:
         """Open an OME-Zarr image (NGFF 0.1-0.6, local or remote), reading metadata only.
 
@@ -210,6 +211,10 @@ class ZarrNii:
         coordinate_system
             NGFF 0.6: the coordinate system to place the image in (``'intrinsic'``,
             ...); default where its author placed it (see ``docs/conventions.md``).
+        storage_options
+            Options of the fsspec filesystem of a URL (``key``, ``secret``,
+            ``endpoint_url``, ``client_kwargs``, ``anon``, ...); default the
+            environment (``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_URL``, ...).
 
         Returns
         -------
@@ -229,6 +234,7 @@ class ZarrNii:
             format="ome-zarr",
             multiscale=multiscale,
             coordinate_system=coordinate_system,
+            storage_options=storage_options,
         )
         n = image.num_levels
         if level is not None and level_range is not None:
@@ -1148,15 +1154,21 @@ class ZarrNii:
                     log.info("label image %r not written: not on the grid of this level", name)
         return self._image.replace(levels=[level], labels=labels)
 
-    def to_nifti(self, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
+    def to_nifti(
+        self, path: str | os.PathLike[str], overwrite: bool = False, *, client: Any = None
+    ) -> Path:
         """Write the current level as NIfTI (``.nii`` or ``.nii.gz``).
 
         Parameters
         ----------
         path
-            Destination file.
+            Destination file (a local path).
         overwrite
             Replace an existing file.
+        client
+            A ``distributed.Client`` (or ``'active'``): its workers compute the blocks,
+            this process writes them in order (a NIfTI file is one stream), so the
+            pixels pass through this process.  Default: threads here.
 
         Returns
         -------
@@ -1164,9 +1176,14 @@ class ZarrNii:
             The written file (see :func:`napari_zarrnii.core.nifti.write_nifti` for
             axes, affine and units).
         """
-        return save_image(
-            self._export_image(with_labels=False), path, format="nifti", overwrite=overwrite
+        out = save_image(
+            self._export_image(with_labels=False),
+            path,
+            format="nifti",
+            overwrite=overwrite,
+            client=client,
         )
+        return Path(out)
 
     def to_ome_zarr(
         self,
@@ -1184,14 +1201,18 @@ class ZarrNii:
         shards: Any = None,
         workers: int | None = None,
         cancel: Any = None,
-    ) -> Path:
+        client: Any = None,
+    ) -> Path | str:
         """Write a multiscale OME-Zarr built from the current level (as level 0).
 
         Parameters
         ----------
         path
             Destination folder, or a file ending in ``.ozx`` for a zipped OME-Zarr
-            (RFC-9; written as a folder aside, zipped, then moved into place).
+            (RFC-9; written as a folder aside, zipped, then moved into place), or an
+            object-store URL (``s3://bucket/name.ome.zarr``): written in place, chunks
+            first and metadata last, removed again if the write fails (see
+            ``docs/cluster.md``).
         max_layer
             Index of the coarsest level (``4`` writes levels 0-4; fewer when the image
             cannot shrink further).
@@ -1207,7 +1228,9 @@ class ZarrNii:
             ``{'compressor': codec, 'chunks': ..., 'shards': ...}``.  The codec may be
             a numcodecs codec (``numcodecs.Blosc(cname='zstd', clevel=3)``), a zarr v3
             codec (``zarr.codecs.BloscCodec``), a name (``'blosc-zstd:3'``) or None.
-            (zarrnii's ``zarr.Blosc`` does not exist in zarr 3.)
+            (zarrnii's ``zarr.Blosc`` does not exist in zarr 3.)  Any other key is an
+            option of the filesystem of a URL (``key``, ``secret``, ``endpoint_url``,
+            ``client_kwargs``, ...); default the environment (``AWS_*``).
         omero_metadata
             ``{'name': ..., 'channels': [{'label': 'DAPI', 'color': 'blue'}, ...]}``,
             one entry per channel.
@@ -1225,13 +1248,20 @@ class ZarrNii:
             Threads.
         cancel
             A ``threading.Event`` or callable to stop the write.
+        client
+            A ``distributed.Client``, or ``'active'`` for the client current in this
+            process: blocks run as tasks on its workers, which read the source and
+            write the store themselves (no pixel passes through this process but the
+            coarsest level, read for missing display windows).  The store is the same,
+            byte for byte, as the threaded one.
 
         Returns
         -------
-        pathlib.Path
-            The written store.  An oblique image (a NIfTI with a rotation) is written
-            axis-aligned for NGFF 0.4/0.5, keeping its voxel sizes and the world
-            position of its centre; a warning says which rotation was dropped (see
+        pathlib.Path or str
+            The written store (its URL for an object store).  An oblique image (a
+            NIfTI with a rotation) is written axis-aligned for NGFF 0.4/0.5, keeping
+            its voxel sizes and the world position of its centre; a warning says
+            which rotation was dropped (see
             :func:`napari_zarrnii.core.oblique.axis_aligned_approximation`).
 
         Raises
@@ -1263,6 +1293,7 @@ class ZarrNii:
             cancel=cancel,
             workers=workers,
             storage_options=storage_options,
+            client=client,
             **plan_kwargs,
         )
 
@@ -1289,11 +1320,20 @@ class ZarrNii:
         ------
         MissingDependencyError
             h5py is not installed (``pip install napari-zarrnii[bdv]``).
+
+        Notes
+        -----
+        The HDF5 file is written by this process, with threads: h5py cannot write
+        one file from many processes, so a dask.distributed client active in this
+        process is not used.
         """
+        import dask
+
         from .core.export import write_bdv
 
         image = self._image.select_levels(range(self._level, self.num_levels))
-        return write_bdv(image, xml_path, h5_path, overwrite=overwrite)
+        with dask.config.set(scheduler="threads"):
+            return write_bdv(image, xml_path, h5_path, overwrite=overwrite)
 
     def storage_report(self) -> list[Any]:
         """Storage of the held levels in the store they were read from, plus a total.

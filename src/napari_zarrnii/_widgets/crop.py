@@ -539,7 +539,7 @@ class CropRoiWidget(Panel):
                 return False
             overwrite = True
 
-        def write(progress: Any, cancel: Any) -> Path:
+        def write(progress: Any, cancel: Any) -> Path | str:
             dest = resolve_destination(path, overwrite=overwrite)
             options: dict[str, Any] = {}
             if dest.format.folder:  # a pyramid down to about CROP_PYRAMID_TARGET voxels

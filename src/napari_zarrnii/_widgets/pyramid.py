@@ -4,7 +4,10 @@ The preview table is :func:`~..core.pyramid.plan_pyramid`'s plan, refreshed on e
 change; Run hands the same plan to :func:`~..core.io.save_image` in a worker.
 A run is bound to the layers (or file) and the destination it started with: changing
 the controls while it runs changes the next run, not this one.  A destination that
-exists is replaced only after a question naming it and what replaces it.
+exists is replaced only after a question naming it and what replaces it.  The output
+is a folder, or an object-store URL typed in "or URL" (``s3://bucket/name.ome.zarr``,
+credentials and endpoint from the environment: ``AWS_ACCESS_KEY_ID``,
+``AWS_ENDPOINT_URL``, ...), which wins when given.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from ..core.model import MultiscaleImage
 from ..core.ngff import DEFAULT_NGFF_VERSION, NGFF_SPECS, WRITABLE_VERSIONS
 from ..core.oblique import axis_aligned_approximation
 from ..core.pyramid import SCALING_METHODS, PyramidPlan, plan_pyramid
-from ..core.store import normalize_source
+from ..core.store import destination_exists, is_url, normalize_source
 from ._common import (
     ElidedLabel,
     Panel,
@@ -96,6 +99,8 @@ def _existing(path: str) -> str:
     try:
         image = read_ome_zarr(path, with_labels=False)
     except (OSError, ValueError):
+        if is_url(path):
+            return "objects that are not an OME-Zarr image"
         return "a folder" if Path(path).is_dir() else "a file"
     return f"an OME-Zarr image ({_shape(image)}, {image.num_levels} levels)"
 
@@ -133,6 +138,12 @@ class CreatePyramidWidget(Panel):
         self.output = FileEdit(
             label="output", mode=FileDialogMode.OPTIONAL_FILE, filter="OME-Zarr (*.ome.zarr)"
         )
+        self.output_url = LineEdit(label="or URL", value="")
+        self.output_url.tooltip = (
+            "An object-store URL, e.g. s3://bucket/name.ome.zarr (used instead of the "
+            "output folder when given); credentials and endpoint from the environment "
+            "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, ...)"
+        )
         self.n_levels = SpinBox(label="levels", value=4, min=1, max=16)
         self.factors = LineEdit(label="downsample factors", value="auto")
         self.method = ComboBox(label="method", choices=SCALING_METHODS, value=DEFAULT_METHOD)
@@ -151,9 +162,10 @@ class CreatePyramidWidget(Panel):
         self.runner = TaskRunner()
         super().__init__(
             widgets=[
-                self.source_kind, self.layers, self.file, self.output, self.n_levels,
-                self.factors, self.method, self.chunks, self.compressor, self.clevel,
-                self.ngff_version, self.shards, self.target, self.summary, self.preview,
+                self.source_kind, self.layers, self.file, self.output, self.output_url,
+                self.n_levels, self.factors, self.method, self.chunks, self.compressor,
+                self.clevel, self.ngff_version, self.shards, self.target, self.summary,
+                self.preview,
                 self.open_result, self.run_button, self.runner,
             ]
         )  # fmt: skip
@@ -167,9 +179,9 @@ class CreatePyramidWidget(Panel):
         self.method.changed.connect(self._on_method_changed)
         self.layers.changed.connect(self._on_selection_changed)
         for widget in (
-            self.source_kind, self.layers, self.file, self.output, self.n_levels, self.factors,
-            self.method, self.chunks, self.compressor, self.clevel, self.ngff_version,
-            self.shards,
+            self.source_kind, self.layers, self.file, self.output, self.output_url,
+            self.n_levels, self.factors, self.method, self.chunks, self.compressor,
+            self.clevel, self.ngff_version, self.shards,
         ):  # fmt: skip
             widget.changed.connect(self.update_preview)
         self.run_button.changed.connect(lambda *_: self.run())
@@ -225,6 +237,9 @@ class CreatePyramidWidget(Panel):
         return f"{self.source_kind.value} {Path(str(self.file.value)).name}"
 
     def _output_path(self) -> str | None:
+        url = str(self.output_url.value or "").strip()
+        if url:
+            return normalize_source(url)
         path = str(self.output.value or "")
         return None if path in ("", ".") else normalize_source(path)
 
@@ -337,7 +352,7 @@ class CreatePyramidWidget(Panel):
             return False
         path = self._output_path()
         if path is None:
-            show_error("Create pyramid: choose an output path (.ome.zarr)")
+            show_error("Create pyramid: choose an output path (.ome.zarr) or type a URL")
             return False
         try:
             image, plan = self.make_plan()
@@ -351,7 +366,12 @@ class CreatePyramidWidget(Panel):
             path=path,
         )
         overwrite = False
-        if Path(path).exists():
+        try:
+            exists = destination_exists(path)
+        except (OSError, ValueError) as exc:  # a URL that cannot be written or reached
+            show_error(f"Create pyramid: {exc}")
+            return False
+        if exists:
             shown = layers_showing(self._viewer, path)
             question = self._replace_question(job, image, plan, shown)
             if not self.confirm_overwrite(path, question):
@@ -359,7 +379,7 @@ class CreatePyramidWidget(Panel):
                 return False
             overwrite = True
 
-        def write(progress: Any, cancel: Any) -> Path:
+        def write(progress: Any, cancel: Any) -> Path | str:
             return save_image(
                 image,
                 path,
@@ -375,7 +395,7 @@ class CreatePyramidWidget(Panel):
             write, desc=DESC, target=job.text, on_done=lambda out: self._done(out, job)
         )
 
-    def _done(self, path: Path, job: PyramidJob) -> None:
+    def _done(self, path: Path | str, job: PyramidJob) -> None:
         """Show the new store: in place of the source layers and of stale views of it."""
         show_info(f"Wrote {path}")
         layers = self._viewer.layers

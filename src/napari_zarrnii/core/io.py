@@ -8,8 +8,9 @@ suffixes, URL schemes and folder contents.  Nothing heavy is imported until a fo
 is used, so importing this module (as the napari reader does on every drop) is cheap.
 
 A destination is resolved once into a :class:`Destination` (location, format, whether
-an existing one may be replaced) and handed to the format's writer, which writes it
-aside and moves it into place (:mod:`.store`).
+an existing one may be replaced, the options of the filesystem behind a URL) and
+handed to the format's writer, which writes it aside and moves it into place, or, at
+an object-store URL, in place with its metadata last (:mod:`.store`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from .._errors import (
     NotAnImageError,
     UnsupportedFormatError,
 )
-from .store import OZX_SUFFIX, is_url, normalize_source
+from .store import OZX_SUFFIX, is_url, normalize_source, split_storage_options
 
 if TYPE_CHECKING:
     from .model import MultiscaleImage
@@ -364,8 +365,9 @@ def save_image(
     overwrite: bool = False,
     progress: Callable[[int, int, str], Any] | None = None,
     cancel: Any = None,
+    client: Any = None,
     **options: Any,
-) -> Path:
+) -> Path | str:
     """Write an image in the format its destination names, atomically.
 
     Parameters
@@ -373,9 +375,11 @@ def save_image(
     image
         The image to write.
     destination
-        Path (or a :class:`Destination`).  ``.ome.zarr``/``.zarr`` (or no suffix)
-        writes OME-Zarr, ``.ozx`` zipped OME-Zarr (RFC-9, NGFF 0.5 or 0.6),
-        ``.nii``/``.nii.gz`` NIfTI.
+        Path, URL (or a :class:`Destination`).  ``.ome.zarr``/``.zarr`` (or no
+        suffix) writes OME-Zarr, ``.ozx`` zipped OME-Zarr (RFC-9, NGFF 0.5 or 0.6),
+        ``.nii``/``.nii.gz`` NIfTI.  An object-store URL (``s3://``, ``gs://``,
+        ``az://``) takes OME-Zarr stores only, written in place with their metadata
+        last (see :func:`~.store.remote_destination`).
     format
         A key of :data:`FORMATS`, when the name alone should not decide.
     overwrite
@@ -383,20 +387,27 @@ def save_image(
     progress, cancel
         ``progress(done, total, message)`` and a :class:`threading.Event` (or a
         callable) to stop; a cancelled write leaves nothing behind.
+    client
+        None (threads in this process), a ``distributed.Client`` or ``'active'``
+        (the client current in this process).  OME-Zarr: blocks run as tasks on
+        the workers, which read the source and write the store themselves.  NIfTI:
+        one file is one stream, written in order, so the workers compute its blocks
+        and this process writes them: the pixels pass through this process.
     **options
         For OME-Zarr: a ``plan`` or ``max_layer`` (``"auto"``: until the coarsest
         level fits in 256 voxels), ``scaling_method``, ``downsample_factors``,
         ``chunks``, ``shards``, ``ngff_version`` (``'0.4'``, ``'0.5'``, ``'0.6'``;
         0.6 keeps an oblique image's ``world_affine``), ``compressor``,
-        ``storage_options``, ``omero``, ``workers``; ``keep_levels=True`` writes the
-        image's levels as they are.  ``.ozx`` takes the same options and shards
-        every array (two chunks per spatial axis) unless given shards or a plan.
-        For NIfTI: ``level``.
+        ``storage_options`` (array options, plus the filesystem options of a URL:
+        :func:`~.store.split_storage_options`), ``omero``, ``workers``;
+        ``keep_levels=True`` writes the image's levels as they are.  ``.ozx`` takes
+        the same options and shards every array (two chunks per spatial axis) unless
+        given shards or a plan.  For NIfTI: ``level``.
 
     Returns
     -------
-    pathlib.Path
-        What was written.
+    pathlib.Path or str
+        What was written: a local path, or the URL.
 
     Raises
     ------
@@ -406,9 +417,16 @@ def save_image(
     """
     if options.get("omero") is not None:
         options["omero"] = check_omero_channels(options["omero"], image, argument="omero")
-    dest = resolve_destination(destination, format=format, overwrite=overwrite)
+    array_options, fs_options = split_storage_options(options.pop("storage_options", None))
+    if array_options:
+        options["storage_options"] = array_options
+    dest = resolve_destination(
+        destination, format=format, overwrite=overwrite, storage_options=fs_options
+    )
+    if client is not None:
+        options["client"] = client
     writer = dest.format._function("write")
-    out: Path = writer(image, dest, progress=progress, cancel=cancel, **options)
+    out: Path | str = writer(image, dest, progress=progress, cancel=cancel, **options)
     return out
 
 
@@ -500,8 +518,8 @@ def _write_ome_zarr(
     cancel: Any = None,
     keep_levels: bool = False,
     **options: Any,
-) -> Path:
-    """Folders and ``.ozx`` files alike: the pyramid writer zips by the name."""
+) -> Path | str:
+    """Folders, ``.ozx`` files and URLs alike: the pyramid writer decides where (by the name)."""
     from .pyramid import write_levels, write_pyramid
 
     image = _placed_for(image, _version_of(options))
@@ -512,10 +530,10 @@ def _write_ome_zarr(
         **options,
     }
     if keep_levels:
-        return write_levels(image, dest.location, **kwargs)
+        return write_levels(image, dest, **kwargs)
     if options.get("max_layer") == "auto":
         kwargs["max_layer"] = auto_max_layer(image)
-    return write_pyramid(image, dest.location, **kwargs)
+    return write_pyramid(image, dest, **kwargs)
 
 
 def _write_nifti(
@@ -525,9 +543,23 @@ def _write_nifti(
     progress: Callable[[int, int, str], Any] | None = None,
     cancel: Any = None,
     level: int = 0,
+    client: Any = None,
 ) -> Path:
-    from .nifti import write_nifti
+    """One file, one stream: blocks are computed by dask (on ``client``'s workers when
+    given, else in threads here, never on a client the caller did not pass) and
+    written in order by this process."""
+    import dask
 
-    return write_nifti(
-        image, dest.location, level, overwrite=dest.overwrite, progress=progress, cancel=cancel
-    )
+    from .nifti import write_nifti
+    from .store import local_path
+
+    local_path(dest.location, purpose="write NIfTI")  # before connecting to anything
+    scheduler: Any = "threads"
+    if client is not None:
+        from .pyramid.cluster import resolve_client
+
+        scheduler = resolve_client(client)
+    with dask.config.set(scheduler=scheduler):
+        return write_nifti(
+            image, dest.location, level, overwrite=dest.overwrite, progress=progress, cancel=cancel
+        )

@@ -47,16 +47,30 @@ def _zip_store(src: str, mode: str) -> ZipStore:
     return ZipStore(src, mode="r")
 
 
-def open_group(source: Any, mode: Literal["r", "r+", "a", "w", "w-"] = "r") -> zarr.Group:
+def open_group(
+    source: Any,
+    mode: Literal["r", "r+", "a", "w", "w-"] = "r",
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+) -> zarr.Group:
     """Open a zarr group (v2 or v3, local, URL or ``.ozx`` zip) or raise NotOmeZarrError.
 
     A zipped OME-Zarr (``.ozx``) opens read-only through zarr's ``ZipStore``; its root
-    group is the root of the archive (RFC-9).
+    group is the root of the archive (RFC-9).  ``storage_options`` go to the fsspec
+    filesystem of a URL (credentials, ``endpoint_url``, ...; else the environment's
+    ``AWS_*`` variables and the like); they are ignored for local paths.
     """
     src = normalize_source(source)
     store: Any = _zip_store(src, mode) if is_zipped(src) else src
+    kwargs: dict[str, Any] = {}
+    if storage_options and is_url(src):
+        kwargs["storage_options"] = dict(storage_options)
     try:
-        node = zarr.open(store, mode=mode) if mode == "r" else zarr.open_group(store, mode=mode)
+        node = (
+            zarr.open(store, mode=mode, **kwargs)
+            if mode == "r"
+            else zarr.open_group(store, mode=mode, **kwargs)
+        )
     except (FileNotFoundError, KeyError, zarr.errors.NodeTypeValidationError) as exc:
         _close(store)
         raise NotOmeZarrError(f"{src}: not a zarr group ({type(exc).__name__}: {exc})") from exc
@@ -109,6 +123,7 @@ def read_ome_zarr(
     group: zarr.Group | None = None,
     coordinate_system: str | None = None,
     with_source_image: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> MultiscaleImage:
     """Read the image an OME-Zarr path points at, lazily.
 
@@ -145,6 +160,9 @@ def read_ome_zarr(
         by :func:`find_source_image`) with this one label in its ``labels``, so the
         label is shown over its image, as the napari reader does.  When no such
         image is found, or when False (default), the label image itself is read.
+    storage_options
+        Options of the fsspec filesystem of a URL (``key``, ``secret``,
+        ``endpoint_url``, ``client_kwargs``, ``anon``, ...); see :func:`open_group`.
 
     Raises
     ------
@@ -157,7 +175,7 @@ def read_ome_zarr(
     """
     src = normalize_source(source)
     if group is None:
-        group = open_group(src)
+        group = open_group(src, storage_options=storage_options)
     attrs = _attrs(group)
     layout = detect_layout(attrs)
     cs = coordinate_system

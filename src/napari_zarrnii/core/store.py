@@ -5,6 +5,12 @@ Every write of this package goes through :func:`atomic_destination` (a whole sto
 into one file) or :func:`replace_file_atomically` (one metadata file), so a failed or
 cancelled write leaves neither a half-written store nor a damaged previous one.
 
+This module is the one place that knows local from remote destinations: a store
+writer asks :func:`open_destination` where to write, and gets a temporary folder
+beside a local destination, or, for an object-store URL (``s3://``, ``gs://``,
+``az://``), a zarr store written in place with its metadata last
+(:func:`remote_destination`: object stores have no rename).
+
 Zipped OME-Zarr (``.ozx``) follows RFC-9 as ngff-zarr 0.50 writes it: the root of the
 archive is the root of the hierarchy (its ``zarr.json`` is the first entry), the other
 ``zarr.json`` files follow breadth first (shallower first, then by name), then every
@@ -25,24 +31,33 @@ import shutil
 import tempfile
 import uuid
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .._errors import DestinationExistsError, ReadOnlyStoreError
+from .._errors import DestinationExistsError, ReadOnlyStoreError, UnsupportedFormatError
 from .progress import Cancel, Progress, cancel_checker, report
 
+if TYPE_CHECKING:
+    from .io import Destination
+    from .objectstore import StagedStore
+
 __all__ = [
+    "ARRAY_STORAGE_OPTIONS",
     "OZX_SUFFIX",
     "atomic_destination",
     "atomic_files",
     "atomic_ozx",
+    "destination_exists",
     "is_url",
     "is_zipped",
     "local_path",
     "normalize_source",
+    "open_destination",
     "pack_ozx",
+    "remote_destination",
     "replace_file_atomically",
+    "split_storage_options",
 ]
 
 #: The file-name suffix of zipped OME-Zarr (RFC-9).
@@ -75,11 +90,45 @@ def is_zipped(path: Any) -> bool:
 
 
 def local_path(path: Any, *, purpose: str = "write") -> Path:
-    """A local filesystem path, or ReadOnlyStoreError for a remote URL."""
+    """A local filesystem path, or ReadOnlyStoreError for a remote URL.
+
+    For what only works on local files (NIfTI, BigDataViewer and ``.ozx`` files,
+    metadata edits in place); OME-Zarr stores are written to URLs through
+    :func:`open_destination`.
+    """
     text = normalize_source(path)
     if is_url(text):
-        raise ReadOnlyStoreError(f"{text}: remote stores are read-only here; cannot {purpose}")
+        raise ReadOnlyStoreError(
+            f"{text}: cannot {purpose} at a URL (only OME-Zarr stores are written to "
+            "object stores); use a local path"
+        )
     return Path(text)
+
+
+#: Keys of ``storage_options`` that describe the arrays written (the zarrnii meaning);
+#: every other key is an option of the filesystem behind a URL.
+ARRAY_STORAGE_OPTIONS = ("compressor", "compressors", "chunks", "shards")
+
+
+def split_storage_options(
+    storage_options: Mapping[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split ``storage_options`` into array options and filesystem options.
+
+    zarrnii passes ``{'compressor': ..., 'chunks': ...}`` as ``storage_options``;
+    zarr, fsspec and ome-zarr-py pass the filesystem's options (``key``, ``secret``,
+    ``endpoint_url``, ``client_kwargs``, ``anon``, ``profile``, ...) under the same
+    name.  Both are accepted in one mapping: the keys of
+    :data:`ARRAY_STORAGE_OPTIONS` describe the arrays, the others go to the
+    filesystem of a URL.
+
+    Returns
+    -------
+    (array_options, filesystem_options)
+    """
+    options = dict(storage_options or {})
+    array = {k: options.pop(k) for k in ARRAY_STORAGE_OPTIONS if k in options}
+    return array, options
 
 
 def _remove(path: Path) -> None:
@@ -345,3 +394,145 @@ def atomic_ozx(
             pack_ozx(store, tmp_zip, progress=progress, cancel=cancel)
         finally:
             _remove(staging)
+
+
+# -- object stores: written in place, metadata last -----------------------------------------
+
+
+def destination_exists(location: Any, storage_options: Mapping[str, Any] | None = None) -> bool:
+    """True when something is at ``location``: a local path, or keys under a URL's prefix."""
+    text = normalize_source(location)
+    if not is_url(text):
+        path = Path(text)
+        return path.exists() or path.is_symlink()
+    from .objectstore import RemoteLocation
+
+    return RemoteLocation(text, storage_options).exists()
+
+
+@contextlib.contextmanager
+def remote_destination(
+    url: str,
+    *,
+    overwrite: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Iterator[StagedStore]:
+    """Yield a zarr store written in place at an object-store URL, its metadata last.
+
+    Object stores have no rename, so the store cannot be written aside and moved
+    into place.  What is guaranteed instead:
+
+    * **Metadata last.**  Array chunks are written as they are computed (by this
+      process or by the workers of a cluster); every metadata document (``zarr.json``,
+      ``.zarray``, ``.zgroup``, ``.zattrs``) is held back and written only when the
+      block yields without error, arrays and groups deepest first and the root's last
+      (:func:`~.objectstore.metadata_order`).  A reader that finds the root's metadata
+      therefore finds every chunk and every array; before that the URL is not a zarr
+      group.
+    * **Nothing left on failure.**  On an error or a cancellation every key under the
+      URL's prefix is deleted (the root's metadata first).  Nothing else may write
+      under that prefix while the store is written: it is refused unless empty, or
+      emptied with ``overwrite``.
+    * **Replacing is not atomic.**  With ``overwrite`` an existing store is deleted
+      (its root metadata first, so it stops being an image at once) *before* the new
+      one is written, after a probe key proves the URL writable: while the new store
+      is written the URL holds no image, and if the write fails it holds nothing.
+    * Before anything is written a probe key is written and deleted, so wrong
+      credentials, a missing bucket or a read-only location fail at once.
+
+    Two writers to one URL at once are not detected (object stores have no locks).
+
+    Parameters
+    ----------
+    url
+        ``s3://bucket/path/name.ome.zarr`` (or ``gs://``, ``az://``; not a bucket).
+    overwrite
+        Replace what is at ``url``; without it anything there raises
+        :class:`DestinationExistsError` before anything is written.
+    storage_options
+        Options of the fsspec filesystem; none to use the environment
+        (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL``, ...).
+
+    Yields
+    ------
+    StagedStore
+        The zarr store to create the hierarchy in; it pickles for workers.
+    """
+    from .objectstore import RemoteLocation, StagedStore
+
+    location = RemoteLocation(url, storage_options)
+    if location.exists():
+        if not overwrite:
+            raise DestinationExistsError(
+                f"{location.url}: already exists; pass overwrite=True to replace it"
+            )
+        location.probe()
+        removed = location.remove()
+        log.info("%s: removed the previous store (%d keys) before writing", url, removed)
+    else:
+        location.probe()
+    staged = StagedStore(location.url, location.storage_options)
+    try:
+        yield staged
+        staged.commit()
+    except BaseException:
+        try:
+            removed = location.remove()
+        except OSError:  # keep the write's own error; say what may be left
+            log.exception("%s: could not remove what the failed write wrote", url)
+        else:
+            log.info("%s: write failed; removed the %d keys it wrote", url, removed)
+        raise
+    log.info("wrote %s", location.url)
+
+
+@contextlib.contextmanager
+def open_destination(
+    destination: Destination,
+    *,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+) -> Iterator[str | StagedStore]:
+    """Where a writer creates a zarr store for ``destination``, safely for its kind.
+
+    * a local folder: an empty temporary folder beside it (its absolute path),
+      renamed into place on success (:func:`atomic_destination`);
+    * a local ``.ozx`` file: a folder in a temporary place, zipped and moved into
+      place on success (:func:`atomic_ozx`);
+    * an object-store URL: a :class:`~.objectstore.StagedStore` written in place,
+      chunks first and metadata last (:func:`remote_destination`).
+
+    On an error or a cancellation what was written is removed.  The yielded value
+    is what ``zarr.create_group(store=...)`` takes.
+
+    Raises
+    ------
+    UnsupportedFormatError
+        A ``.ozx`` file at a URL (zip it locally, then copy it).
+    DestinationExistsError
+        The destination exists and ``destination.overwrite`` is False.
+    """
+    location = destination.location
+    if is_url(location):
+        if is_zipped(location):
+            raise UnsupportedFormatError(
+                f"{location}: a zipped OME-Zarr (.ozx) is written to a local file only; "
+                "write it locally and copy it, or write an .ome.zarr store to the URL"
+            )
+        with remote_destination(
+            location,
+            overwrite=destination.overwrite,
+            storage_options=destination.storage_options,
+        ) as staged:
+            yield staged
+        return
+    if is_zipped(location):
+        with atomic_ozx(
+            location, overwrite=destination.overwrite, progress=progress, cancel=cancel
+        ) as store:
+            store.mkdir()
+            yield str(store.absolute())
+        return
+    with atomic_destination(location, overwrite=destination.overwrite) as tmp:
+        # workers in other processes open the arrays by this path: absolute
+        yield str(tmp.absolute())

@@ -1,20 +1,23 @@
 """Writing OME-Zarr stores: arrays, blocks through the engine, metadata last.
 
 :func:`write_pyramid` builds a pyramid from level 0; :func:`write_levels` writes the
-levels of a multiscale image as they are.  Both write into a temporary folder beside
-the destination and rename it into place when complete; a destination ending in
-``.ozx`` is zipped (RFC-9) beside it first and the zip file moved into place
-(:func:`~..store.atomic_ozx`).
+levels of a multiscale image as they are.  Where the store is created is decided by
+:func:`~..store.open_destination`: a local store is written into a temporary folder
+beside the destination and renamed into place when complete; a destination ending in
+``.ozx`` is zipped (RFC-9) beside it first and the zip file moved into place; an
+object-store URL (``s3://``, ...) is written in place, chunks first and metadata last,
+and emptied again if the write fails (:func:`~..store.remote_destination`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
-from collections.abc import Iterator, Mapping
-from dataclasses import replace
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -34,7 +37,17 @@ from ..ngff import (
     spec_for,
     world_system_name,
 )
-from ..store import OZX_SUFFIX, atomic_destination, atomic_ozx, is_zipped, local_path
+from ..objectstore import StagedStore
+from ..store import (
+    OZX_SUFFIX,
+    is_url,
+    is_zipped,
+    local_path,
+    normalize_source,
+    open_destination,
+    split_storage_options,
+)
+from .cluster import ClientArg
 from .codecs import (
     DEFAULT_COMPRESSOR,
     Compressor,
@@ -69,48 +82,116 @@ from .plan import (
 )
 
 if TYPE_CHECKING:
-    from distributed import Client
+    from ..io import Destination
 
 __all__ = ["write_levels", "write_pyramid"]
 
 log = logging.getLogger(__name__)
 
-#: A destination folder (or ``.ozx`` file).
-StorePath: TypeAlias = str | os.PathLike[str]
+#: A destination folder (or ``.ozx`` file), an object-store URL, or a resolved
+#: :class:`~..io.Destination`.
+StorePath: TypeAlias = "str | os.PathLike[str] | Destination"
 
 #: Arrays of a ``.ozx`` store are sharded (RFC-9: fewer zip entries) with this many
 #: chunks per spatial axis per shard unless shards are given, as ngff-zarr 0.50 does.
 OZX_CHUNKS_PER_SHARD = 2
 
 
-def _check_zipped(path: StorePath, version: str) -> None:
+def _resolve(
+    path: StorePath, overwrite: bool, storage_options: Mapping[str, Any] | None
+) -> tuple[Destination, dict[str, Any]]:
+    """The destination (with the filesystem options) and the array options.
+
+    ``storage_options`` may mix array options (compressor, chunks, shards) and the
+    options of the filesystem behind a URL (see :func:`~..store.split_storage_options`).
+    """
+    from ..io import FORMATS, Destination, ome_zarr_format
+
+    array_options, fs_options = split_storage_options(storage_options)
+    if isinstance(path, Destination):
+        dest = replace(
+            path,
+            overwrite=path.overwrite or overwrite,
+            storage_options={**path.storage_options, **fs_options},
+        )
+    else:
+        location = normalize_source(path)
+        dest = Destination(location, FORMATS[ome_zarr_format(location)], overwrite, fs_options)
+    if dest.storage_options and not dest.is_remote:
+        log.warning(
+            "storage_options %s not used: %s is a local path (known array options: "
+            "compressor, chunks, shards)",
+            sorted(dest.storage_options),
+            dest.location,
+        )
+    return dest, array_options
+
+
+def _check_zipped(location: str, version: str) -> None:
     """Refuse a ``.ozx`` destination for a zarr v2 version (RFC-9 is zarr v3)."""
-    if is_zipped(path) and spec_for(version, writing=True).zarr_format != 3:
+    if is_zipped(location) and spec_for(version, writing=True).zarr_format != 3:
         raise UnsupportedFormatError(
-            f"{local_path(path)}: zipped OME-Zarr (.ozx, RFC-9) is zarr v3: write OME-NGFF "
+            f"{location}: zipped OME-Zarr (.ozx, RFC-9) is zarr v3: write OME-NGFF "
             f"0.5 or 0.6, not {version}"
         )
 
 
-def _zipped_shards(path: StorePath, image: MultiscaleImage, chunks: Any, shards: Any) -> Any:
+def _zipped_shards(location: str, image: MultiscaleImage, chunks: Any, shards: Any) -> Any:
     """``shards``, or the default shards of a ``.ozx`` destination when there are none."""
-    if shards is None and is_zipped(path):
+    if shards is None and is_zipped(location):
         return default_shards(image.axes, chunks, OZX_CHUNKS_PER_SHARD)
     return shards
 
 
-@contextlib.contextmanager
-def _destination(
-    path: StorePath, overwrite: bool, progress: ProgressCallback | None, cancel: Cancel | None
-) -> Iterator[Path]:
-    """An empty temporary folder for the store, moved (or zipped, for ``.ozx``) into place."""
-    if not is_zipped(path):
-        with atomic_destination(path, overwrite=overwrite) as tmp:
-            yield tmp
-        return
-    with atomic_ozx(path, overwrite=overwrite, progress=progress, cancel=cancel) as store:
-        store.mkdir()
-        yield store
+#: Arrays of stores being written at a URL, opened in this process (per write).
+_STAGED_ARRAYS: OrderedDict[tuple[str, str], zarr.Array] = OrderedDict()
+_STAGED_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class _StagedArrayLocation(ArrayLocation):
+    """A level of a store written in place at a URL (:class:`~..objectstore.StagedStore`).
+
+    The URL holds no metadata until the write completes, so the array's own metadata
+    travels with the location (``staged``): a worker opens the array from it and
+    writes its chunks to the URL.  Arrays opened in a process are kept per write
+    (the store's token), as :class:`~.engine.ArrayLocation` keeps local ones.
+    """
+
+    staged: StagedStore | None = field(default=None, compare=False, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**super().__getstate__(), "staged": self.staged}
+
+    def open(self) -> zarr.Array:
+        if self._array is not None:
+            return self._array
+        assert self.staged is not None
+        key = (self.staged.token, self.path)
+        with _STAGED_LOCK:
+            array = _STAGED_ARRAYS.get(key)
+            if array is not None:
+                _STAGED_ARRAYS.move_to_end(key)
+                return array
+        array = zarr.open_array(
+            store=self.staged, path=self.path, mode="r+", zarr_format=self.zarr_format
+        ).with_config(ARRAY_CONFIG)
+        with _STAGED_LOCK:
+            _STAGED_ARRAYS[key] = array
+            while len(_STAGED_ARRAYS) > 32:
+                _STAGED_ARRAYS.popitem(last=False)
+        return array
+
+
+def _location(
+    store: str | StagedStore, path: str, zarr_format: ZarrFormat, array: zarr.Array
+) -> ArrayLocation:
+    """Where workers find the level at ``path`` of the store being written."""
+    if isinstance(store, StagedStore):
+        return _StagedArrayLocation(
+            store.url, path, zarr_format, array, staged=store.for_array(path)
+        )
+    return ArrayLocation(store, path, zarr_format, array)
 
 
 def _create_array(
@@ -223,17 +304,16 @@ def _with_window(ch: ChannelInfo, window: Window) -> ChannelInfo:
 
 def _write_store(
     image: MultiscaleImage,
-    path: StorePath,
+    dest: Destination,
     plan: PyramidPlan,
     label_plans: dict[str, PyramidPlan],
     *,
-    overwrite: bool,
     omero: Mapping[str, Any] | None,
     progress: ProgressCallback | None,
     cancel: Cancel | None,
     workers: int | None,
-    client: Client | None,
-) -> Path:
+    client: ClientArg,
+) -> Path | str:
     spec = spec_for(plan.ngff_version, writing=True)
     _check_ngff_axes(plan.axes, image.name or "image")
     for name, lplan in label_plans.items():
@@ -250,54 +330,67 @@ def _write_store(
     with _executor(workers, client) as executor:
         log.info(
             "writing %s: %d levels%s, %s, %d blocks, %d workers",
-            path,
+            dest.location,
             plan.num_levels,
             f" + {len(label_plans)} label images" if label_plans else "",
             describe_compressor(compressor, spec.zarr_format),
             runner.total,
             executor.workers,
         )
-        with _destination(path, overwrite, progress, cancel) as tmp:
+        with open_destination(dest, progress=progress, cancel=cancel) as store:
             _write_into(
-                tmp, image, plan, label_plans, jobs, label_jobs, omero, path, runner, executor
+                store,
+                image,
+                plan,
+                label_plans,
+                jobs,
+                label_jobs,
+                omero,
+                dest.location,
+                runner,
+                executor,
             )
     log.info(
         "wrote %s (%d blocks, %d not all 0, peak %d in flight)",
-        path,
+        dest.location,
         runner.done,
         runner.written,
         runner.peak_in_flight,
     )
-    return local_path(path)
+    return dest.location if dest.is_remote else local_path(dest.location)
 
 
-def _executor(workers: int | None, client: Client | None) -> BlockExecutor[Any]:
+def _executor(workers: int | None, client: ClientArg) -> BlockExecutor[Any]:
     if client is None:
         return ThreadExecutor(workers or os.cpu_count() or 1)
-    from .cluster import DistributedExecutor
+    from .cluster import DistributedExecutor, resolve_client
 
+    resolved = resolve_client(client)
+    assert resolved is not None
     if workers is not None:
         log.info("workers=%d ignored: blocks run on the cluster's workers", workers)
-    return DistributedExecutor(client)
+    return DistributedExecutor(resolved)
 
 
 def _write_into(
-    tmp: Path,
+    store: str | StagedStore,
     image: MultiscaleImage,
     plan: PyramidPlan,
     label_plans: dict[str, PyramidPlan],
     jobs: list[_LevelJob],
     label_jobs: dict[str, list[_LevelJob]],
     omero: Mapping[str, Any] | None,
-    path: StorePath,
+    path: str,
     runner: _Runner,
     executor: BlockExecutor[Any],
 ) -> None:
-    """Create the arrays in ``tmp``, run the blocks, write the metadata."""
+    """Create the arrays in ``store``, run the blocks, write the metadata.
+
+    ``store`` is what :func:`~..store.open_destination` gives: an absolute folder
+    path, or a store at a URL that holds the metadata back until the write is done.
+    """
     spec = spec_for(plan.ngff_version, writing=True)
     zarr_format: ZarrFormat = 2 if spec.zarr_format == 2 else 3
-    # Workers in other processes open the arrays by this path: make it absolute.
-    store = str(tmp.absolute())
     root = zarr.create_group(store=store, zarr_format=zarr_format)
     label_groups: dict[str, zarr.Group] = {}
     for name, lplan in [("", plan), *label_plans.items()]:
@@ -306,7 +399,7 @@ def _write_into(
         codecs = resolve_compressor(plan.compressor, zarr_format, lplan.dtype.itemsize)
         for job in label_jobs[name] if name else jobs:
             array = _create_array(root, job.path, job.plan, lplan, codecs)
-            job.location = ArrayLocation(store, job.path, zarr_format, array)
+            job.location = _location(store, job.path, zarr_format, array)
     runner.run(executor, jobs + [j for js in label_jobs.values() for j in js])
     # metadata last: the windows come from the coarsest level as written
     out_name = omero.get("name") if isinstance(omero, Mapping) else None
@@ -347,9 +440,9 @@ def _write_into(
     runner.check_cancel()
 
 
-def _stem(path: StorePath) -> str:
+def _stem(path: str) -> str:
     """The store's name without ``.ome.zarr``/``.zarr``/``.ozx``: the default multiscale name."""
-    name = local_path(path).name
+    name = path.rstrip("/").rsplit("/", 1)[-1] if is_url(path) else local_path(path).name
     for suffix in (".ome.zarr", ".zarr", OZX_SUFFIX):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)] or name
@@ -408,9 +501,9 @@ def write_pyramid(
     cancel: Cancel | None = None,
     workers: int | None = None,
     storage_options: Mapping[str, Any] | None = None,
-    client: Client | None = None,
+    client: ClientArg = None,
     **plan_kwargs: Any,
-) -> Path:
+) -> Path | str:
     """Build and write a multiscale OME-Zarr from ``image.levels[0]``, out of core.
 
     Level 0 is copied from the source in chunk-aligned blocks (a dask source is computed
@@ -426,8 +519,11 @@ def write_pyramid(
     path
         Destination folder (``.ome.zarr``), or file (``.ozx``: zipped OME-Zarr,
         RFC-9, NGFF 0.5 or 0.6, sharded with :data:`OZX_CHUNKS_PER_SHARD` chunks per
-        spatial axis unless the shards are given).  Written aside and moved into
-        place.
+        spatial axis unless the shards are given), written aside and moved into
+        place; or an object-store URL (``s3://bucket/name.ome.zarr``, ``gs://``,
+        ``az://``), written in place with its metadata last and emptied again on
+        failure (see :func:`~napari_zarrnii.core.store.remote_destination` for the
+        exact guarantees); or a :class:`~napari_zarrnii.core.io.Destination`.
         For NGFF 0.6 an ``image.world_affine`` is stored as a transformation from
         the intrinsic coordinate system to a named one (``world``, or ``scanner``
         and the like for NIfTI-born images, whose axes also get their RFC-4
@@ -456,26 +552,35 @@ def write_pyramid(
         Threads (default ``os.cpu_count()``); ignored with a ``client``.
     storage_options
         ``{'compressor': ..., 'chunks': ..., 'shards': ...}`` (see
-        :func:`resolve_storage_options`).
+        :func:`resolve_storage_options`); any other key is an option of the
+        filesystem behind a URL (``key``, ``secret``, ``endpoint_url``,
+        ``client_kwargs``, ``anon``, ``profile``, ...; see
+        :func:`~napari_zarrnii.core.store.split_storage_options`).  Without them
+        credentials come from the environment (``AWS_ACCESS_KEY_ID``, ...).
     client
-        A ``distributed.Client``: blocks run as tasks on its workers, which write into
-        the destination folder themselves (it must be on a filesystem they share, and
-        they must be able to import napari_zarrnii and read the source).  The store is
-        byte-identical to the threaded one.  Needs ``dask.distributed``
-        (:class:`~napari_zarrnii.MissingDependencyError` otherwise).
+        A ``distributed.Client``, or ``'active'`` for the client current in this
+        process: blocks run as tasks on its workers, which write into the destination
+        themselves (a folder on a filesystem they share, or a URL they can reach: the
+        filesystem options travel with each task, else each worker's environment
+        gives the credentials); they must be able to import napari_zarrnii and read
+        the source.  The store is byte-identical to the threaded one.  Needs
+        ``dask.distributed`` (:class:`~napari_zarrnii.MissingDependencyError`
+        otherwise).
 
     Returns
     -------
-    pathlib.Path
-        The written store.
+    pathlib.Path or str
+        The written store: its local path, or its URL.
     """
     if plan is not None and plan_kwargs:
         raise ValueError(f"give either a plan or plan arguments, not both ({sorted(plan_kwargs)})")
+    dest, array_options = _resolve(path, overwrite, storage_options)
+    where = dest.location
     _check_zipped(
-        path, plan.ngff_version if plan else plan_kwargs.get("ngff_version", DEFAULT_NGFF_VERSION)
+        where, plan.ngff_version if plan else plan_kwargs.get("ngff_version", DEFAULT_NGFF_VERSION)
     )
     options = merge_storage_options(
-        storage_options,
+        array_options,
         compressor=compressor,
         chunks=plan_kwargs.get("chunks"),
         shards=plan_kwargs.get("shards"),
@@ -483,7 +588,7 @@ def write_pyramid(
     compressor = options["compressor"]
     if plan is None:
         plan_kwargs["chunks"] = options["chunks"]
-        plan_kwargs["shards"] = _zipped_shards(path, image, options["chunks"], options["shards"])
+        plan_kwargs["shards"] = _zipped_shards(where, image, options["chunks"], options["shards"])
     elif options["chunks"] is not None or options["shards"] is not None:
         log.warning("storage_options chunks/shards ignored: the plan given sets them")
     if plan is None:
@@ -497,10 +602,9 @@ def write_pyramid(
     label_plans = _label_plans_for(image, plan, as_is=False)
     return _write_store(
         image,
-        path,
+        dest,
         plan,
         label_plans,
-        overwrite=overwrite,
         omero=omero,
         progress=progress,
         cancel=cancel,
@@ -523,8 +627,8 @@ def write_levels(
     cancel: Cancel | None = None,
     workers: int | None = None,
     storage_options: Mapping[str, Any] | None = None,
-    client: Client | None = None,
-) -> Path:
+    client: ClientArg = None,
+) -> Path | str:
     """Write every level of ``image`` as it is (no downsampling), e.g. a napari multiscale.
 
     Each level keeps its own scale and translation; labels in ``image.labels`` are
@@ -533,24 +637,24 @@ def write_levels(
     safety, atomicity, progress, cancellation and ``client`` as :func:`write_pyramid`,
     whose parameters these are.
     """
-    _check_zipped(path, ngff_version)
+    dest, array_options = _resolve(path, overwrite, storage_options)
+    _check_zipped(dest.location, ngff_version)
     options = merge_storage_options(
-        storage_options, compressor=compressor, chunks=chunks, shards=shards
+        array_options, compressor=compressor, chunks=chunks, shards=shards
     )
     plan = plan_levels(
         image,
         chunks=options["chunks"],
-        shards=_zipped_shards(path, image, options["chunks"], options["shards"]),
+        shards=_zipped_shards(dest.location, image, options["chunks"], options["shards"]),
         ngff_version=ngff_version,
         compressor=options["compressor"],
     )
     label_plans = _label_plans_for(image, plan, as_is=True)
     return _write_store(
         image,
-        path,
+        dest,
         plan,
         label_plans,
-        overwrite=overwrite,
         omero=omero,
         progress=progress,
         cancel=cancel,
