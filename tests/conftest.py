@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -150,10 +152,59 @@ def dask_client():
 
 
 @dataclass(frozen=True)
+class S3Request:
+    """One request as the server received it."""
+
+    method: str
+    path: str  # /bucket/key (path-style addressing, as with a custom endpoint)
+    query: str
+    status: int
+    access_key: str | None  # from the request's signature
+
+
+class RequestLog:
+    """WSGI middleware in front of moto's app: every request that reaches the server."""
+
+    _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.requests: list[S3Request] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        status: list[int] = []
+
+        def start(line: str, headers: Any, exc_info: Any = None) -> Any:
+            status.append(int(line.split()[0]))
+            return start_response(line, headers, exc_info)
+
+        try:
+            return self.app(environ, start)
+        finally:
+            found = self._CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+            request = S3Request(
+                environ["REQUEST_METHOD"],
+                environ.get("PATH_INFO", ""),
+                environ.get("QUERY_STRING", ""),
+                status[0] if status else 0,
+                found.group(1) if found else None,
+            )
+            with self._lock:
+                self.requests.append(request)
+
+    def since(self, mark: int) -> list[S3Request]:
+        """The requests after the first ``mark`` (``mark = len(log.requests)`` before)."""
+        with self._lock:
+            return list(self.requests[mark:])
+
+
+@dataclass(frozen=True)
 class S3Server:
     """A moto S3 server on loopback, with the credentials the environment gives."""
 
     endpoint: str
+    log: RequestLog
     key: str = "testing"
     secret: str = "testing"
 
@@ -163,11 +214,19 @@ class S3Server:
         return {"key": self.key, "secret": self.secret, "endpoint_url": self.endpoint}
 
     def filesystem(self) -> Any:
-        """A fresh s3fs filesystem (no listing cache shared with the code under test)."""
+        """A fresh s3fs filesystem (no listing cache shared with the code under test).
+
+        ``max_concurrency=1``: one GET per key, without the HEAD that s3fs sends
+        first to split large objects.
+        """
         import s3fs
 
         return s3fs.S3FileSystem(
-            key=self.key, secret=self.secret, endpoint_url=self.endpoint, skip_instance_cache=True
+            key=self.key,
+            secret=self.secret,
+            endpoint_url=self.endpoint,
+            max_concurrency=1,
+            skip_instance_cache=True,
         )
 
     def keys(self, url: str) -> list[str]:
@@ -182,9 +241,10 @@ class S3Server:
 
     def read(self, url: str) -> dict[str, bytes]:
         """Every key under ``url`` with its bytes."""
-        fs = self.filesystem()
         root = url.removeprefix("s3://").rstrip("/")
-        return {k: fs.cat_file(f"{root}/{k}") for k in self.keys(url)}
+        keys = self.keys(url)
+        got = self.filesystem().cat([f"{root}/{k}" for k in keys])  # concurrently
+        return {k: got[f"{root}/{k}"] for k in keys}
 
 
 _AWS_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")
@@ -192,19 +252,24 @@ _AWS_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", 
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
-    """moto's S3 API on a free loopback port; ``AWS_*`` variables point at it.
+    """moto's S3 API (``ThreadedMotoServer``) on a free loopback port; ``AWS_*`` point at it.
 
     The variables are set for the rest of the session, so that readers that take no
     storage options (the npe2 reader) and worker processes started afterwards find
-    the server as they would find a real endpoint.
+    the server as they would find a real endpoint.  Every request is recorded in
+    ``s3_server.log``.
     """
     pytest.importorskip("s3fs")
     server_module = pytest.importorskip("moto.server")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request
     server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
+    # the werkzeug server looks its app up on every request: put the log in front
+    wsgi = server._server
+    log = RequestLog(wsgi.app)
+    wsgi.app = log
     host, port = server.get_host_and_port()
-    s3 = S3Server(f"http://{host}:{port}")
+    s3 = S3Server(f"http://{host}:{port}", log)
     saved = {name: os.environ.get(name) for name in _AWS_ENV}
     os.environ.update(
         AWS_ACCESS_KEY_ID=s3.key,
