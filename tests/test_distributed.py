@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,12 +18,14 @@ import time
 from pathlib import Path
 
 import dask.array as da
+import nibabel as nib
 import numpy as np
 import pytest
 import zarr
 
 import napari_zarrnii
-from napari_zarrnii import CancelledError, MissingDependencyError
+from napari_zarrnii import CancelledError, ClusterError, MissingDependencyError, ZarrNii
+from napari_zarrnii._cli import main
 from napari_zarrnii.core.omezarr import read_ome_zarr
 from napari_zarrnii.core.pyramid import write_levels, write_pyramid
 
@@ -129,14 +132,17 @@ def test_cancel_on_the_cluster_leaves_nothing(tmp_path, client):
 
 def test_a_failing_block_on_a_worker_fails_the_write_and_leaves_nothing(tmp_path, client):
     def bad(block, block_info=None):
-        if block_info[0]["chunk-location"] == (1, 1, 1):
+        if block_info[0]["chunk-location"] == (1, 3, 3):
             raise ValueError("unreadable chunk")
         return block
 
-    data = random_data((16, 32, 32), np.uint16)
-    source = da.from_array(data, chunks=8).map_blocks(bad, dtype=data.dtype)
+    # 2 MiB: several tasks (about 1 MiB each), so others are in flight when one fails
+    data = random_data((64, 128, 128), np.uint16)
+    source = da.from_array(data, chunks=32).map_blocks(bad, dtype=data.dtype)
     with pytest.raises(ValueError, match="unreadable chunk"):
-        write_pyramid(make_image(source), tmp_path / "x.zarr", max_layer=1, client=client)
+        write_pyramid(
+            make_image(source), tmp_path / "x.zarr", max_layer=1, chunks=32, client=client
+        )
     time.sleep(0.5)
     assert _leftovers(tmp_path) == []
 
@@ -157,10 +163,69 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_scheduler_and_workers_started_from_the_command_line(tmp_path):
-    env = dict(os.environ)
+def test_active_client_is_the_users_current_client(tmp_path, client):
+    """``client='active'``: the client a user made current, or the default one."""
+    data = random_data((16, 40, 36), np.uint16)
+    z = ZarrNii.from_array(data)
+    threaded, clustered = _twin(tmp_path, "active.ome.zarr")
+    z.to_ome_zarr(threaded, max_layer=2, chunks=8)
+    before = _tasks_run(client)
+    with client.as_current():
+        z.to_ome_zarr(clustered, max_layer=2, chunks=8, client="active")
+    assert _tasks_run(client) > before  # the blocks ran on the cluster
+    assert store_bytes(clustered) == store_bytes(threaded)
+
+    # a default client, as ``Client(cluster)`` makes one, found without as_current()
+    user = distributed.Client(client.scheduler.address, set_as_default=True)
+    try:
+        before = _tasks_run(client)
+        z.to_ome_zarr(tmp_path / "default.ome.zarr", max_layer=2, chunks=8, client="active")
+        assert _tasks_run(client) > before
+    finally:
+        user.close()
+    with pytest.raises(ClusterError, match=r"no dask\.distributed client is active"):
+        z.to_ome_zarr(tmp_path / "none.ome.zarr", client="active")
+    assert not (tmp_path / "none.ome.zarr").exists()
+
+
+def _tasks_run(client) -> int:
+    """How many tasks the cluster's workers have executed."""
+    counts = client.run(lambda dask_worker: dask_worker.state.executed_count)
+    return sum(counts.values())
+
+
+def _console_script() -> list[str]:
+    """``napari-zarrnii`` as installed beside this Python (else the same entry point)."""
+    found = shutil.which("napari-zarrnii", path=str(Path(sys.executable).parent))
+    if found:
+        return [found]
+    return [
+        sys.executable,
+        "-c",
+        "import sys; from napari_zarrnii._cli import main; sys.exit(main())",
+    ]
+
+
+def _without_aws(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if not k.startswith("AWS_")}
+
+
+def test_convert_on_a_scheduler_and_workers_started_from_the_command_line(
+    tmp_path, s3_server, s3_bucket
+):
+    """``dask scheduler``, two ``dask worker`` processes and ``napari-zarrnii convert
+    --scheduler``: the same store as a conversion in threads, on disk and on S3."""
+    vol = random_data((20, 40, 36), np.uint16)
+    vol[:, :, :16] = 0  # some blocks (16 voxels wide) entirely 0: not written
+    nifti = tmp_path / "brain.nii.gz"
+    nib.save(nib.Nifti1Image(vol.transpose(2, 1, 0), np.diag([0.5, 0.5, 1.0, 1.0])), nifti)
+    write = ["--max-layer", "2", "--chunks", "8", "16", "16", "--no-progress"]
+
     src = str(Path(napari_zarrnii.__file__).resolve().parents[1])
+    env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+    # the workers find the object store only through the options sent with each task
+    worker_env = _without_aws(env)
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     dask_cli = [sys.executable, "-m", "dask"]
@@ -181,22 +246,51 @@ def test_scheduler_and_workers_started_from_the_command_line(tmp_path):
             procs.append(
                 subprocess.Popen(
                     [*dask_cli, "worker", address, *worker_options, *common],
-                    env=env,
+                    env=worker_env,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
             )
-        # not the default client: its shutdown would leave dask configured for it
         with distributed.Client(address, timeout=60, set_as_default=False) as c:
             c.wait_for_workers(2, timeout=60)
-            image = image_with_channels_and_labels("dask")
-            threaded, clustered = _twin(tmp_path, "cli.zarr")
-            write_pyramid(image, threaded, max_layer=2, chunks=8)
-            write_pyramid(image, clustered, max_layer=2, chunks=8, client=c)
             workers = {w["host"] for w in c.scheduler_info()["workers"].values()}
+            ran = []
+            (tmp_path / "cluster").mkdir()
+            on_disk = tmp_path / "cluster" / "brain.ome.zarr"
+            url = f"{s3_bucket}/brain.ome.zarr"
+            options = []
+            for key, value in s3_server.storage_options.items():
+                options += ["--storage-option", f"{key}={value}"]
+            # the console script, to the object store; the environment has no AWS_*
+            before = _tasks_run(c)
+            run = subprocess.run(
+                [*_console_script(), "convert", str(nifti), url, *write, *options,
+                 "--scheduler", address],
+                env=_without_aws(env),
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )  # fmt: skip
+            assert run.returncode == 0, run.stderr
+            assert f"wrote {url}" in run.stdout
+            ran.append(_tasks_run(c) - before)
+            # the same command in this process, to a folder the workers share
+            before = _tasks_run(c)
+            assert main(["convert", str(nifti), str(on_disk), *write, "--scheduler", address]) == 0
+            ran.append(_tasks_run(c) - before)
             c.shutdown()  # the scheduler stops its workers, then itself
         assert workers == {"127.0.0.1"}
-        assert store_bytes(clustered) == store_bytes(threaded)
+        # the blocks ran on the workers (grouped into tasks: at least one per level)
+        assert min(ran) >= 3
+
+        # the same conversion in threads, in this process
+        (tmp_path / "threads").mkdir()
+        threaded = tmp_path / "threads" / "brain.ome.zarr"
+        assert main(["convert", str(nifti), str(threaded), *write]) == 0
+        want = store_bytes(threaded)
+        assert {k.split("/")[0] for k in want} >= {"0", "1", "2"}
+        assert store_bytes(on_disk) == want
+        assert s3_server.read(url) == want
     finally:
         for proc in procs:
             try:

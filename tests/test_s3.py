@@ -10,6 +10,7 @@ with ``overwrite``; the command line and the npe2 reader work with URLs.
 
 from __future__ import annotations
 
+import socket
 import threading
 
 import dask.array as da
@@ -20,6 +21,7 @@ import pytest
 from napari_zarrnii import (
     CancelledError,
     DestinationExistsError,
+    ObjectStoreError,
     ReadOnlyStoreError,
     UnsupportedFormatError,
     ZarrNii,
@@ -50,7 +52,7 @@ def _cli_options(s3) -> list[str]:
 @pytest.fixture
 def nifti(tmp_path):
     vol = random_data((20, 40, 36), np.uint16)
-    vol[:, :, :10] = 0  # some blocks entirely 0: not written
+    vol[:, :, :16] = 0  # some blocks (16 voxels wide) entirely 0: not written
     path = tmp_path / "brain.nii.gz"
     nib.save(nib.Nifti1Image(vol.transpose(2, 1, 0), np.diag([0.5, 0.5, 1.0, 1.0])), path)
     return path, vol
@@ -59,7 +61,7 @@ def nifti(tmp_path):
 # -- the command line and the reader -----------------------------------------------------
 
 
-def test_convert_and_crop_to_and_from_s3_on_the_command_line(
+def test_convert_to_s3_and_back_and_crop_on_the_command_line(
     tmp_path, s3_server, s3_bucket, nifti, capsys
 ):
     path, vol = nifti
@@ -67,7 +69,8 @@ def test_convert_and_crop_to_and_from_s3_on_the_command_line(
     write = ["--max-layer", "2", "--chunks", "16", "16", "16", "--no-progress"]
     assert main(["convert", str(path), url, *write, *_cli_options(s3_server)]) == 0
     assert f"wrote {url}" in capsys.readouterr().out
-    local = tmp_path / "brain.ome.zarr"
+    (tmp_path / "local").mkdir()
+    local = tmp_path / "local" / "brain.ome.zarr"
     assert main(["convert", str(path), str(local), *write]) == 0
     assert s3_server.read(url) == store_bytes(local)
 
@@ -77,13 +80,21 @@ def test_convert_and_crop_to_and_from_s3_on_the_command_line(
     data, meta, kind = reader(url)[0]
     assert kind == "image" and len(data) == 3
     np.testing.assert_array_equal(np.asarray(data[0][...]), vol)
+    for ours, theirs in zip(data, read_ome_zarr(local).levels, strict=True):
+        np.testing.assert_array_equal(np.asarray(ours[...]), np.asarray(theirs.data[...]))
     assert meta["metadata"]["napari_zarrnii"]["source"] == url
 
-    # from the object store to the object store, and a crop
-    copy, crop = f"{s3_bucket}/copy.ome.zarr", f"{s3_bucket}/crop.ome.zarr"
-    assert main(["convert", url, copy, *write, *_cli_options(s3_server)]) == 0
+    # back from the object store (the environment's credentials): as from the local store
+    (tmp_path / "back").mkdir()
+    back = tmp_path / "back" / "copy.ome.zarr"
+    assert main(["convert", url, str(back), *write]) == 0
     assert main(["convert", str(local), str(tmp_path / "copy.ome.zarr"), *write]) == 0
-    assert s3_server.read(copy) == store_bytes(tmp_path / "copy.ome.zarr")
+    assert store_bytes(back) == store_bytes(tmp_path / "copy.ome.zarr")
+    z = ZarrNii.from_ome_zarr(str(back))
+    np.testing.assert_array_equal(np.asarray(z.darr).reshape(vol.shape), vol)
+
+    # a crop from the object store to the object store
+    crop = f"{s3_bucket}/crop.ome.zarr"
     box = ["--bbox", "2", "4", "6", "18", "30", "34"]
     assert main(["crop", url, crop, *box, *write, *_cli_options(s3_server)]) == 0
     assert main(["crop", str(local), str(tmp_path / "crop.ome.zarr"), *box, *write]) == 0
@@ -94,6 +105,61 @@ def test_convert_and_crop_to_and_from_s3_on_the_command_line(
     # an existing store is refused without --overwrite, in one line
     assert main(["convert", str(path), url, *write]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def _dead_endpoint() -> str:
+    """A loopback address where nothing listens."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def test_credentials_and_endpoint_from_the_environment_or_storage_options(
+    tmp_path, s3_server, s3_bucket, nifti, monkeypatch, capsys
+):
+    """The ``AWS_*`` variables, unless ``--storage-option`` says otherwise; the server
+    sees which access key signed each request."""
+    path, _ = nifti
+    write = ["--max-layer", "1", "--no-progress"]
+
+    def run(args, expect=0):
+        # filesystems are cached by their options, not by the environment
+        s3fs.S3FileSystem.clear_instance_cache()
+        mark = len(s3_server.log.requests)
+        assert main(args) == expect
+        return s3_server.log.since(mark)
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key-from-env")
+    sent = run(["convert", str(path), f"{s3_bucket}/env.ome.zarr", *write])
+    assert len(sent) > 10 and {r.access_key for r in sent} == {"key-from-env"}
+    assert {r.method for r in sent} >= {"PUT", "DELETE"}  # the probe key, put and deleted
+
+    # options win: endpoint and key given on the command line, a dead endpoint in the
+    # environment
+    monkeypatch.setenv("AWS_ENDPOINT_URL", _dead_endpoint())
+    options = ["--storage-option", f"endpoint_url={s3_server.endpoint}"]
+    options += ["--storage-option", "key=key-from-option", "--storage-option", "secret=s"]
+    sent = run(["convert", str(path), f"{s3_bucket}/options.ome.zarr", *write, *options])
+    assert len(sent) > 10 and {r.access_key for r in sent} == {"key-from-option"}
+    sent = run(["info", f"{s3_bucket}/options.ome.zarr", *options])
+    assert sent and {r.access_key for r in sent} == {"key-from-option"}
+    capsys.readouterr()
+
+    # without them, the environment's endpoint: nothing answers there, said in one line
+    # (one attempt: botocore would retry for seconds)
+    once = ["--storage-option", "config_kwargs.retries.total_max_attempts=1"]
+    assert not run(["convert", str(path), f"{s3_bucket}/dead.ome.zarr", *write, *once], 2)
+    err = capsys.readouterr().err
+    assert "cannot reach the object store" in err and "dead.ome.zarr" in err
+    assert "Traceback" not in err
+    assert not run(["info", f"{s3_bucket}/options.ome.zarr", *once], 2)
+    assert "cannot reach the server" in capsys.readouterr().err
+    with pytest.raises(ObjectStoreError, match=r"options\.ome\.zarr"):
+        ZarrNii.from_ome_zarr(
+            f"{s3_bucket}/options.ome.zarr",
+            storage_options={"config_kwargs": {"retries": {"total_max_attempts": 1}}},
+        )
 
 
 def test_storage_options_parse_as_json_with_nested_keys():
@@ -116,17 +182,18 @@ def test_storage_options_parse_as_json_with_nested_keys():
 # -- the same store, wherever it is written ----------------------------------------------
 
 
-@pytest.mark.parametrize("version", ["0.4", "0.5"])
 def test_s3_store_is_the_local_store_by_threads_and_on_a_cluster(
-    tmp_path, s3_server, s3_bucket, dask_client, version
+    tmp_path, s3_server, s3_bucket, dask_client
 ):
     image = image_with_channels_and_labels("dask")
-    options = {"max_layer": 2, "chunks": 16, "ngff_version": version}
+    options = {"max_layer": 2, "chunks": 16}
     local = write_pyramid(image, tmp_path / "img.ome.zarr", **options)
     want = store_bytes(local)
     assert any(k.startswith("labels/cells/2/") for k in want)
     threads = f"{s3_bucket}/threads/img.ome.zarr"
+    mark = len(s3_server.log.requests)
     assert write_pyramid(image, threads, **options) == threads
+    sent = s3_server.log.since(mark)
     # the workers get the endpoint and credentials with each task, not from their
     # environment
     cluster = f"{s3_bucket}/cluster/img.ome.zarr"
@@ -137,23 +204,40 @@ def test_s3_store_is_the_local_store_by_threads_and_on_a_cluster(
         storage_options={"compressor": "default", **s3_server.storage_options},
         **options,
     )
-    assert s3_server.read(threads) == want
+    got = s3_server.read(threads)
+    assert got == want
     assert s3_server.read(cluster) == want
+
+    # every key put once; a chunk read back (to build the next level) is one GET,
+    # without a HEAD before it
+    prefix = f"/{s3_bucket.removeprefix('s3://')}/threads/img.ome.zarr/"
+    puts = [r.path[len(prefix) :] for r in sent if r.method == "PUT" and r.path.startswith(prefix)]
+    assert sorted(k for k in puts if not k.startswith(".zarrnii-probe")) == sorted(got)
+    assert [r.path for r in sent if r.method == "HEAD"] == [prefix[:-1]]  # exists?
+    assert all(r.status < 400 for r in sent if r.method in ("PUT", "DELETE"))
+
     back = read_ome_zarr(cluster)
     assert list(back.labels) == ["cells"] and back.num_levels == 3
-    for ours, theirs in zip(back.levels, read_ome_zarr(local).levels):
+    for ours, theirs in zip(back.levels, read_ome_zarr(local).levels, strict=True):
         np.testing.assert_array_equal(np.asarray(ours.data[...]), np.asarray(theirs.data[...]))
 
-    if version == "0.4":
-        return
     # the levels of a store on S3, written as they are, from S3 to S3 on the cluster
     again = f"{s3_bucket}/again/img.ome.zarr"
-    write_levels(back, again, ngff_version=version, chunks=16, client=dask_client)
-    write_levels(
-        read_ome_zarr(local), tmp_path / "again.ome.zarr", ngff_version=version, chunks=16
+    write_levels(back, again, chunks=16, client=dask_client)
+    write_levels(read_ome_zarr(local), tmp_path / "again.ome.zarr", chunks=16)
+    assert s3_server.read(again) == store_bytes(tmp_path / "again.ome.zarr")
+
+    # NGFF 0.4 (zarr v2: .zarray, .zgroup, .zattrs) on the cluster
+    image = make_image(random_data((16, 32, 32), np.uint16))
+    v2 = {**options, "ngff_version": "0.4"}
+    (tmp_path / "v2").mkdir()
+    local = write_pyramid(image, tmp_path / "v2" / "img.ome.zarr", **v2)
+    cluster = f"{s3_bucket}/v2/img.ome.zarr"
+    write_pyramid(
+        image, cluster, client=dask_client, storage_options=s3_server.storage_options, **v2
     )
-    got = s3_server.read(again)
-    assert got == store_bytes(tmp_path / "again.ome.zarr")
+    assert s3_server.read(cluster) == store_bytes(local)
+    assert ".zarray" in "".join(store_bytes(local))
 
 
 def test_zarrnii_reads_and_writes_urls_with_storage_options(s3_server, s3_bucket):
@@ -176,20 +260,9 @@ def test_zarrnii_reads_and_writes_urls_with_storage_options(s3_server, s3_bucket
 
 
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
-def test_metadata_is_written_after_every_chunk_the_root_last(
-    s3_server, s3_bucket, monkeypatch, version
-):
-    """Every PUT is recorded in order; a reader polling the bucket meanwhile never sees
-    a metadata document before all chunks are there."""
-    written: list[str] = []
-    original = s3fs.S3FileSystem._pipe_file
-
-    async def recording(self, path, data, *args, **kwargs):
-        written.append(path)
-        return await original(self, path, data, *args, **kwargs)
-
-    monkeypatch.setattr(s3fs.S3FileSystem, "_pipe_file", recording)
-    s3fs.S3FileSystem.clear_instance_cache()  # new filesystems bind the recorder
+def test_metadata_is_written_after_every_chunk_the_root_last(s3_server, s3_bucket, version):
+    """Every PUT, in the order the server received it; a reader polling the bucket
+    meanwhile never sees a metadata document before all chunks are there."""
     url = f"{s3_bucket}/order.ome.zarr"
     snapshots: list[list[str]] = []
     done = threading.Event()
@@ -199,6 +272,7 @@ def test_metadata_is_written_after_every_chunk_the_root_last(
             snapshots.append(s3_server.keys(url))
 
     poller = threading.Thread(target=poll)
+    mark = len(s3_server.log.requests)
     poller.start()
     try:
         write_pyramid(
@@ -212,10 +286,12 @@ def test_metadata_is_written_after_every_chunk_the_root_last(
     finally:
         done.set()
         poller.join()
-    root = url.removeprefix("s3://") + "/"
-    keys = [p[len(root) :] for p in written if p.startswith(root)]
+    root = "/" + url.removeprefix("s3://") + "/"
+    sent = [r for r in s3_server.log.since(mark) if r.path.startswith(root)]
+    keys = [r.path[len(root) :] for r in sent if r.method == "PUT"]
     probes = [k for k in keys if k.startswith(".zarrnii-probe")]
     assert len(probes) == 1 and keys[0] == probes[0]  # the probe goes first ...
+    assert [r.path[len(root) :] for r in sent if r.method == "DELETE"] == probes
     keys = keys[1:]
     final = s3_server.keys(url)
     assert sorted(keys) == final  # ... and is gone; every key was written once
@@ -232,14 +308,29 @@ def test_metadata_is_written_after_every_chunk_the_root_last(
     assert len(snapshots) > len(seen_meta)  # the poller saw the write under way
 
 
-def _bad_source(shape=(16, 32, 32)) -> da.Array:
+def _bad_source() -> da.Array:
+    """2 MiB that fail at their last chunk: more than one task (of about 1 MiB), so
+    blocks before the failing one are written first when tasks run in order."""
+
     def bad(block, block_info=None):
-        if block_info[0]["chunk-location"] == (1, 1, 1):
+        if block_info[0]["chunk-location"] == (1, 3, 3):
             raise ValueError("unreadable chunk")
         return block
 
-    data = random_data(shape, np.uint16)
-    return da.from_array(data, chunks=8).map_blocks(bad, dtype=data.dtype)
+    data = random_data((64, 128, 128), np.uint16)
+    return da.from_array(data, chunks=32).map_blocks(bad, dtype=data.dtype)
+
+
+def _chunks_put(s3_server, mark: int, url: str) -> int:
+    """How many chunks were put under ``url`` since ``mark``; they were deleted after."""
+    root = "/" + url.removeprefix("s3://") + "/"
+    sent = s3_server.log.since(mark)
+    put = [i for i, r in enumerate(sent) if r.method == "PUT" and r.path.startswith(root)]
+    put = [i for i in put if not is_metadata_key(sent[i].path) and "probe" not in sent[i].path]
+    if put:  # deleted one by one, or in batches (POST ?delete)
+        deletes = [i for i, r in enumerate(sent) if r.method in ("DELETE", "POST")]
+        assert deletes and max(deletes) > max(put)
+    return len(put)
 
 
 @pytest.mark.parametrize("where", ["threads", "cluster"])
@@ -247,9 +338,14 @@ def test_a_failed_or_cancelled_write_leaves_no_key(s3_server, s3_bucket, dask_cl
     kwargs = {"client": dask_client, "storage_options": s3_server.storage_options}
     kwargs = kwargs if where == "cluster" else {}
     url = f"{s3_bucket}/failed.ome.zarr"
+    mark = len(s3_server.log.requests)
     with pytest.raises(ValueError, match="unreadable chunk"):
-        write_pyramid(make_image(_bad_source()), url, max_layer=1, chunks=4, **kwargs)
+        # one thread: the tasks before the failing one are written
+        workers = {} if where == "cluster" else {"workers": 1}
+        write_pyramid(make_image(_bad_source()), url, max_layer=1, chunks=32, **workers, **kwargs)
     assert s3_server.keys(s3_bucket) == []
+    put = _chunks_put(s3_server, mark, url)  # written before the failure, then deleted
+    assert put >= 1 or where == "cluster"  # workers may take the failing task first
 
     event = threading.Event()
     seen = []
@@ -259,12 +355,14 @@ def test_a_failed_or_cancelled_write_leaves_no_key(s3_server, s3_bucket, dask_cl
         event.set()
 
     data = random_data((16, 32, 32), np.uint16)
+    mark = len(s3_server.log.requests)
     with pytest.raises(CancelledError):
         write_pyramid(
-            make_image(data), url, max_layer=2, chunks=4, progress=progress, cancel=event, **kwargs
+            make_image(data), url, max_layer=2, chunks=8, progress=progress, cancel=event, **kwargs
         )
     assert seen[-1] == 1
     assert s3_server.keys(s3_bucket) == []
+    assert _chunks_put(s3_server, mark, url) >= 1  # the first block, then deleted
 
 
 def test_an_existing_store_is_replaced_only_with_overwrite(s3_server, s3_bucket):

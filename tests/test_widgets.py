@@ -286,6 +286,45 @@ def test_pyramid_from_nifti_file(make_napari_viewer, qtbot, tmp_path):
     assert len(viewer.layers) == 1
 
 
+def test_pyramid_to_an_s3_url(make_napari_viewer, qtbot, s3_server, s3_bucket, monkeypatch):
+    """The output typed as a URL: written there, opened from there, replaced on request."""
+    from .conftest import ramp
+
+    shown = []
+    monkeypatch.setattr("napari_zarrnii._widgets.pyramid.show_error", shown.append)
+    viewer = make_napari_viewer()
+    data = ramp((8, 48, 40))
+    viewer.add_image(data, name="vol")
+    widget = _pyramid_widget(viewer)
+    widget.output_url.value = s3_bucket  # a bucket, not a store in it: refused
+    assert widget.run() is False
+    assert "names a bucket" in shown[-1]
+    assert s3_server.keys(s3_bucket) == []
+
+    url = f"{s3_bucket}/vol.ome.zarr"
+    widget.output_url.value = url
+    widget.n_levels.value = 2
+    widget.chunks.value = "8,16,16"
+    assert widget.run() is True
+    _wait(qtbot, widget)
+    assert widget.runner.last_outcome == "done", widget.runner.last_error
+    image = read_ome_zarr(url)
+    assert image.num_levels == 2
+    np.testing.assert_array_equal(np.asarray(image.levels[0].data[...]), data)
+    layer = viewer.layers["vol"]  # the source layer, replaced by the store at the URL
+    assert layer.multiscale and layer.metadata["napari_zarrnii"]["source"] == url
+
+    asked = []
+    widget.confirm_overwrite = lambda path, question: asked.append(path) or True
+    widget.n_levels.value = 1
+    widget.run()
+    _wait(qtbot, widget)
+    assert asked == [url]
+    assert widget.runner.last_outcome == "done", widget.runner.last_error
+    assert read_ome_zarr(url).num_levels == 1
+    assert not any(k.startswith("1/") for k in s3_server.keys(url))
+
+
 # -- crop ROI ------------------------------------------------------------------------------
 
 

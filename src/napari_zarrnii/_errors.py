@@ -19,6 +19,7 @@ __all__ = [
     "NoTissueError",
     "NotAnImageError",
     "NotOmeZarrError",
+    "ObjectStoreError",
     "ReadOnlyStoreError",
     "SelectionError",
     "UnsupportedFormatError",
@@ -58,6 +59,10 @@ class NiftiError(ZarrNiiError, ValueError):
 
 class DestinationExistsError(ZarrNiiError, FileExistsError):
     """The destination exists and ``overwrite=True`` was not given."""
+
+
+class ObjectStoreError(ZarrNiiError, ConnectionError):
+    """The object store behind a URL cannot be reached (endpoint, network, TLS)."""
 
 
 class ReadOnlyStoreError(ZarrNiiError, PermissionError):

@@ -368,7 +368,8 @@ class CreatePyramidWidget(Panel):
         overwrite = False
         try:
             exists = destination_exists(path)
-        except (OSError, ValueError) as exc:  # a URL that cannot be written or reached
+        # a URL that cannot be written or reached, or whose filesystem is not installed
+        except (OSError, ValueError, ImportError) as exc:
             show_error(f"Create pyramid: {exc}")
             return False
         if exists:

@@ -34,7 +34,12 @@ from typing import TYPE_CHECKING, Any
 from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, SuffixByteRequest
 from zarr.storage import FsspecStore, WrapperStore
 
-from .._errors import MissingDependencyError, ReadOnlyStoreError, UnsupportedFormatError
+from .._errors import (
+    MissingDependencyError,
+    ObjectStoreError,
+    ReadOnlyStoreError,
+    UnsupportedFormatError,
+)
 
 if TYPE_CHECKING:
     from zarr.core.buffer import Buffer, BufferPrototype
@@ -45,6 +50,7 @@ __all__ = [
     "StagedStore",
     "is_metadata_key",
     "metadata_order",
+    "unreachable_errors",
 ]
 
 log = logging.getLogger(__name__)
@@ -84,6 +90,22 @@ def metadata_order(keys: Iterable[str]) -> list[str]:
         return (-depth, key.endswith(".zattrs"), key)
 
     return sorted(keys, key=rank)
+
+
+def unreachable_errors() -> tuple[type[BaseException], ...]:
+    """What a filesystem raises when its endpoint cannot be reached.
+
+    aiohttp (gcsfs, adlfs, http) raises ``OSError`` subclasses; botocore (s3fs)
+    raises its own ``ConnectionError`` family, which s3fs lets through as it is.
+    """
+    errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    try:
+        from botocore.exceptions import ConnectionError as BotocoreConnectionError
+    except ImportError:
+        pass
+    else:
+        errors.append(BotocoreConnectionError)
+    return tuple(errors)
 
 
 def _scheme(url: str) -> str:
@@ -142,9 +164,21 @@ class RemoteLocation:
         return sorted(p[len(prefix) :] for p in found if p.startswith(prefix))
 
     def exists(self) -> bool:
-        """True when anything is stored at the URL (a key, or keys under the prefix)."""
+        """True when anything is stored at the URL (a key, or keys under the prefix).
+
+        Raises
+        ------
+        ObjectStoreError
+            The endpoint cannot be reached (this is the first request of a write).
+        """
         self.fs.invalidate_cache(self.root)
-        return bool(self.fs.exists(self.root))
+        try:
+            return bool(self.fs.exists(self.root))
+        except unreachable_errors() as exc:
+            raise ObjectStoreError(
+                f"{self.url}: cannot reach the object store ({exc}); check the endpoint "
+                "(endpoint_url, AWS_ENDPOINT_URL) and the network"
+            ) from exc
 
     def probe(self) -> None:
         """Write and delete one small key: fail early (credentials, bucket, permissions).
@@ -188,6 +222,22 @@ class RemoteLocation:
             self.fs.rm(rest)
         self.fs.invalidate_cache(self.root)
         return len(keys)
+
+
+def _chunk_filesystem_options(url: str, storage_options: Mapping[str, Any]) -> dict[str, Any]:
+    """The filesystem options for reading and writing chunks at ``url``.
+
+    s3fs (2025.x and later) asks for an object's size (a HEAD request) before every
+    whole-object read, to split objects larger than its block size into concurrent
+    range requests.  Chunks are smaller than that, so for ``s3://`` the default here
+    is ``max_concurrency=1``: one GET per chunk read back (the writer reads each
+    level to build the next), not a HEAD and a GET.  An explicit ``max_concurrency``
+    is kept.
+    """
+    options = dict(storage_options)
+    if _scheme(url) in ("s3", "s3a"):
+        options.setdefault("max_concurrency", 1)
+    return options
 
 
 def _filesystem(url: str, storage_options: Mapping[str, Any]) -> tuple[Any, str]:
@@ -255,7 +305,9 @@ class StagedStore(WrapperStore[FsspecStore]):
         self.token = token or uuid.uuid4().hex
         self._staged: dict[str, bytes] = dict(metadata or {})
         try:
-            store = FsspecStore.from_url(self.url, storage_options=self.storage_options)
+            store = FsspecStore.from_url(
+                self.url, storage_options=_chunk_filesystem_options(url, self.storage_options)
+            )
         except ImportError as exc:
             package = _FILESYSTEM_PACKAGES.get(_scheme(url), "its fsspec filesystem")
             raise MissingDependencyError(f"{url}: needs {package}") from exc

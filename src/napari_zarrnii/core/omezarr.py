@@ -21,7 +21,13 @@ import numpy as np
 import zarr
 from zarr.storage import ZipStore
 
-from .._errors import InvalidMetadataError, NotOmeZarrError, ReadOnlyStoreError, ZarrNiiError
+from .._errors import (
+    InvalidMetadataError,
+    NotOmeZarrError,
+    ObjectStoreError,
+    ReadOnlyStoreError,
+    ZarrNiiError,
+)
 from .lazy import LazyArray
 from .model import Level, MultiscaleImage, default_axes, integer_factor
 from .ngff import ngff_attrs, parse_image_label, parse_multiscale, parse_omero, spec_for
@@ -63,14 +69,24 @@ def open_group(
     src = normalize_source(source)
     store: Any = _zip_store(src, mode) if is_zipped(src) else src
     kwargs: dict[str, Any] = {}
-    if storage_options and is_url(src):
-        kwargs["storage_options"] = dict(storage_options)
+    unreachable: tuple[type[BaseException], ...] = ()
+    if is_url(src):
+        from .objectstore import unreachable_errors
+
+        unreachable = unreachable_errors()
+        if storage_options:
+            kwargs["storage_options"] = dict(storage_options)
     try:
         node = (
             zarr.open(store, mode=mode, **kwargs)
             if mode == "r"
             else zarr.open_group(store, mode=mode, **kwargs)
         )
+    except unreachable as exc:
+        raise ObjectStoreError(
+            f"{src}: cannot reach the server ({exc}); check the endpoint "
+            "(endpoint_url, AWS_ENDPOINT_URL) and the network"
+        ) from exc
     except (FileNotFoundError, KeyError, zarr.errors.NodeTypeValidationError) as exc:
         _close(store)
         raise NotOmeZarrError(f"{src}: not a zarr group ({type(exc).__name__}: {exc})") from exc

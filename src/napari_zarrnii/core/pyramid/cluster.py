@@ -172,8 +172,10 @@ class DistributedExecutor(BlockExecutor["Future"]):
 
     def drain(self, futures: Collection[Future]) -> None:
         # A running task cannot be stopped: wait until none can still write into the
-        # folder that is about to be removed (at most the blocks in flight).
-        self._distributed.wait(list(futures))
+        # folder or URL prefix that is about to be removed (at most the blocks in
+        # flight).  distributed.wait() uses the current client: make it ours.
+        with self._client.as_current():
+            self._distributed.wait(list(futures))
 
     def close(self) -> None:
         self._completed.clear()
