@@ -249,8 +249,12 @@ def test_zarrnii_reads_and_writes_urls_with_storage_options(s3_server, s3_bucket
         url, max_layer=1, storage_options={"compressor": None, **s3_server.storage_options}
     )
     assert out == url
+    mark = len(s3_server.log.requests)
     z = ZarrNii.from_ome_zarr(url, storage_options=s3_server.storage_options)
     np.testing.assert_array_equal(np.asarray(z.darr), data)
+    # one GET per document and chunk read, without a HEAD before each
+    sent = s3_server.log.since(mark)
+    assert sum(r.method == "GET" for r in sent) >= 2 and not any(r.method == "HEAD" for r in sent)
     assert z.num_levels == 2
     meta = s3_server.read(url)["0/zarr.json"]
     assert b"blosc" not in meta  # compressor=None reached the arrays

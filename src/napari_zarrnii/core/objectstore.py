@@ -48,6 +48,7 @@ __all__ = [
     "METADATA_NAMES",
     "RemoteLocation",
     "StagedStore",
+    "chunk_filesystem_options",
     "is_metadata_key",
     "metadata_order",
     "unreachable_errors",
@@ -224,15 +225,15 @@ class RemoteLocation:
         return len(keys)
 
 
-def _chunk_filesystem_options(url: str, storage_options: Mapping[str, Any]) -> dict[str, Any]:
+def chunk_filesystem_options(url: str, storage_options: Mapping[str, Any]) -> dict[str, Any]:
     """The filesystem options for reading and writing chunks at ``url``.
 
-    s3fs (2025.x and later) asks for an object's size (a HEAD request) before every
-    whole-object read, to split objects larger than its block size into concurrent
-    range requests.  Chunks are smaller than that, so for ``s3://`` the default here
-    is ``max_concurrency=1``: one GET per chunk read back (the writer reads each
-    level to build the next), not a HEAD and a GET.  An explicit ``max_concurrency``
-    is kept.
+    s3fs (2026.x) asks for an object's size (a HEAD request) before every
+    whole-object read, to split objects larger than its block size (50 MiB) into
+    concurrent range requests.  Chunks are smaller than that, so for ``s3://`` the
+    default here is ``max_concurrency=1``: one GET per chunk read (by readers, and by
+    the writer, which reads each level back to build the next), not a HEAD and a
+    GET.  An explicit ``max_concurrency`` is kept.
     """
     options = dict(storage_options)
     if _scheme(url) in ("s3", "s3a"):
@@ -306,7 +307,7 @@ class StagedStore(WrapperStore[FsspecStore]):
         self._staged: dict[str, bytes] = dict(metadata or {})
         try:
             store = FsspecStore.from_url(
-                self.url, storage_options=_chunk_filesystem_options(url, self.storage_options)
+                self.url, storage_options=chunk_filesystem_options(url, self.storage_options)
             )
         except ImportError as exc:
             package = _FILESYSTEM_PACKAGES.get(_scheme(url), "its fsspec filesystem")

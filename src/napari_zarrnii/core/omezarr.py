@@ -71,11 +71,12 @@ def open_group(
     kwargs: dict[str, Any] = {}
     unreachable: tuple[type[BaseException], ...] = ()
     if is_url(src):
-        from .objectstore import unreachable_errors
+        from .objectstore import chunk_filesystem_options, unreachable_errors
 
         unreachable = unreachable_errors()
-        if storage_options:
-            kwargs["storage_options"] = dict(storage_options)
+        options = chunk_filesystem_options(src, storage_options or {})
+        if options:
+            kwargs["storage_options"] = options
     try:
         node = (
             zarr.open(store, mode=mode, **kwargs)
