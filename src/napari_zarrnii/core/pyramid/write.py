@@ -19,6 +19,7 @@ import numpy as np
 import zarr
 from zarr.core.common import ZarrFormat
 
+from ..io import check_omero_channels
 from ..model import ChannelInfo, Level, MultiscaleImage, Window
 from ..ngff import emit_image_attrs, emit_labels_group_attrs, ngff_attrs, parse_omero, spec_for
 from ..store import atomic_destination, local_path
@@ -187,6 +188,7 @@ def _write_store(
     client: Client | None,
 ) -> Path:
     spec = spec_for(plan.ngff_version, writing=True)
+    omero = check_omero_channels(omero, image)
     _check_ngff_axes(plan.axes, image.name or "image")
     for name, lplan in label_plans.items():
         _check_ngff_axes(lplan.axes, f"label '{name}'")
