@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ._errors import DestinationExistsError
 from ._layers import layers_to_image
 from .core.io import auto_max_layer, save_image  # auto_max_layer: widgets import it here
 from .core.model import MultiscaleImage
@@ -22,10 +23,21 @@ log = logging.getLogger(__name__)
 
 
 def _write(path: str, image: MultiscaleImage) -> list[str]:
-    if image.num_levels > 1:
-        out = save_image(image, path, format="ome-zarr", keep_levels=True)
-    else:
-        out = save_image(image, path, format="ome-zarr", max_layer="auto")
+    try:
+        if image.num_levels > 1:
+            out = save_image(image, path, format="ome-zarr", keep_levels=True)
+        else:
+            out = save_image(image, path, format="ome-zarr", max_layer="auto")
+    except DestinationExistsError as exc:
+        if not exc.replaceable:
+            raise
+        # napari's Save dialog cannot say overwrite=True: tell what the user can do
+        raise DestinationExistsError(
+            exc.path,
+            "already exists and is not replaced from napari; choose another name or "
+            "delete it first",
+            replaceable=False,
+        ) from exc
     log.info("saved %s", out)
     return [str(out)]
 
