@@ -422,7 +422,7 @@ def _locate_chunk_error(array: Any, box: tuple[slice, ...], exc: BaseException) 
     grid = storage_chunks(array)
     if grid is None or len(grid) != len(box):
         return chunk_error(store, path, None, exc)
-    ranges = []
+    ranges: list[Sequence[int]] = []
     for s, c, n in zip(box, grid, array.shape):
         start, stop, step = s.indices(int(n))
         if stop <= start:

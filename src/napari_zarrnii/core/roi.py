@@ -18,8 +18,9 @@ Conventions
 
 - A label image goes with an image level when one of its levels lies on that level's
   grid (:func:`level_on_grid`): same number of voxels and voxel size on every spatial
-  axis (matched by name), voxel 0 less than a voxel away.  Cropping the image crops that label level
-  with the same box; label images on no grid of it are left out of what is written.
+  axis (matched by name), voxel 0 less than a voxel away.  Cropping the image crops
+  that label level with the same box; label images on no grid of it are left out of
+  what is written.
 
 Nothing here reads voxels: crops are dask slices that read only the chunks they
 overlap when computed.
