@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -28,7 +29,9 @@ import zarr
 from napari_zarrnii import ZarrNii
 from napari_zarrnii.core.model import Level
 from napari_zarrnii.core.omezarr import read_ome_zarr
-from napari_zarrnii.core.storage import CountingStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' helpers
+from tests.helpers import CountingStore
 
 SIZE = 4096
 LEVELS = 6

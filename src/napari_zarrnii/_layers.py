@@ -15,17 +15,26 @@ from typing import Any
 
 import numpy as np
 
-from .core.lazy import select_index
+from .core.lazy import select_index, with_chunk_errors
 from .core.model import (
     Axis,
     ChannelInfo,
     Level,
     MultiscaleImage,
     Window,
+    axis_type_of,
     integer_factor,
 )
 
-__all__ = ["colormap_for", "contrast_limits_for", "image_to_layer_data", "layers_to_image"]
+__all__ = [
+    "MAX_PLANE_BYTES",
+    "MAX_PLANE_CHUNKS",
+    "check_displayable",
+    "colormap_for",
+    "contrast_limits_for",
+    "image_to_layer_data",
+    "layers_to_image",
+]
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +144,7 @@ def _spatial_kwargs(image: MultiscaleImage, drop_axis: int | None) -> dict[str, 
 
 
 def _level_data(image: MultiscaleImage, axis: int | None, index: int) -> Any:
-    data = [_take(lvl.data, axis, index) for lvl in image.levels]
+    data = [_take(with_chunk_errors(lvl.data), axis, index) for lvl in image.levels]
     return data if len(data) > 1 else data[0]
 
 
@@ -145,7 +154,15 @@ def image_to_layer_data(image: MultiscaleImage, *, with_labels: bool = True) -> 
     Every level becomes a level of one napari multiscale layer; names, colours,
     contrast limits and visibility come from ``omero``; scale, translation, axis
     labels and units from the multiscale metadata.  Nothing is read.
+
+    Raises
+    ------
+    NotDisplayableError
+        napari cannot show the image or one of its labels (see :func:`check_displayable`).
     """
+    check_displayable(image)
+    for label in image.labels.values() if with_labels else ():
+        check_displayable(label)
     if image.is_label:
         return [_labels_layer(image, image.name or "labels")]
     axis = image.channel_axis
@@ -180,6 +197,56 @@ def image_to_layer_data(image: MultiscaleImage, *, with_labels: bool = True) -> 
         for label_name, label in image.labels.items():
             layers.append(_labels_layer(label, label_name))
     return layers
+
+
+#: napari reads one whole plane (the last two axes) of a layer's coarsest level to show
+#: it and to draw its thumbnail.  Above these the image is refused rather than read:
+#: zarr keeps about 2 KiB of bookkeeping per chunk of a read, so a plane of millions of
+#: tiny chunks takes gigabytes before one voxel is shown.
+MAX_PLANE_CHUNKS = 2**16
+MAX_PLANE_BYTES = 2**30
+
+
+def check_displayable(image: MultiscaleImage) -> None:
+    """Refuse, before napari tries, an image napari cannot show or cannot show in bounds.
+
+    Raises
+    ------
+    NotDisplayableError
+        Complex (or non-numeric) voxels; fewer than two axes once the channel axis is
+        split off; or a coarsest level one plane of which spans more than
+        :data:`MAX_PLANE_CHUNKS` stored chunks or :data:`MAX_PLANE_BYTES` bytes.  The
+        message names the path and says how to convert the image.
+    """
+    from ._errors import NotDisplayableError
+    from .core.lazy import storage_chunks
+
+    where = image.source or image.name or "image"
+    dtype = image.dtype
+    if dtype.kind not in "biuf":
+        raise NotDisplayableError(
+            f"{where}: voxels of type {dtype} cannot be shown by napari; read it with "
+            "ZarrNii and write a real-valued image (e.g. numpy.abs of the voxels) to show"
+        )
+    shown = [a.name for i, a in enumerate(image.axes) if i != image.channel_axis]
+    if len(shown) < 2:
+        raise NotDisplayableError(
+            f"{where}: napari shows images of 2 or more dimensions; this one has "
+            f"{len(shown)} ({', '.join(shown) or 'none'}) besides its channels"
+        )
+    coarsest = image.levels[-1]
+    shape = coarsest.shape[-2:]
+    chunks = storage_chunks(coarsest.data) or coarsest.shape
+    n_chunks = math.prod(-(-n // max(int(c), 1)) for n, c in zip(shape, chunks[-2:]))
+    n_bytes = math.prod(shape) * dtype.itemsize
+    if n_chunks > MAX_PLANE_CHUNKS or n_bytes > MAX_PLANE_BYTES:
+        raise NotDisplayableError(
+            f"{where}: level '{coarsest.path}', the coarsest, is too large to show: one "
+            f"{'x'.join(map(str, shape))} plane spans {n_chunks} chunks and {n_bytes} bytes "
+            f"(napari reads a whole plane; limits {MAX_PLANE_CHUNKS} chunks, "
+            f"{MAX_PLANE_BYTES} bytes); write a pyramid first: "
+            "napari-zarrnii convert IN OUT.ome.zarr"
+        )
 
 
 def _labels_layer(label: MultiscaleImage, name: str) -> tuple:
@@ -243,7 +310,7 @@ def _axes_from_meta(meta: dict[str, Any], ndim: int) -> tuple[Axis, ...]:
     units = list(meta.get("units") or [])
     axes = []
     for i, n in enumerate(names):
-        kind = {"t": "time", "c": "channel"}.get(n.lower(), "space")
+        kind = axis_type_of(n.lower())
         text = str(units[i]) if i < len(units) and units[i] is not None else ""
         unit = None if text in ("pixel", "dimensionless", "") else text
         axes.append(Axis(n, kind, unit))
@@ -297,6 +364,23 @@ def _placement(
     """
     scale = np.asarray(meta.get("scale", [1.0] * ndim), dtype=float)
     translate = np.asarray(meta.get("translate", [0.0] * ndim), dtype=float)
+    for what, values in (("scale", scale), ("translate", translate)):
+        zero_ok = what == "translate"
+        if (
+            values.shape != (ndim,)
+            or not np.all(np.isfinite(values))
+            or (not zero_ok and np.any(values == 0))
+        ):
+            from ._errors import InvalidMetadataError
+
+            need = "finite numbers" if zero_ok else "non-zero finite numbers"
+            shown = ", ".join(f"{v:g}" for v in values.ravel())
+            raise InvalidMetadataError(
+                f"layer '{name}'",
+                what,
+                f"({shown}) must be {ndim} {need}, one per axis",
+                kind="layer",
+            )
     affine = np.asarray(meta.get("affine", np.eye(ndim + 1)), dtype=float)
     linear = _linear(meta, ndim, name)
     world = None if np.allclose(affine, np.eye(ndim + 1)) else affine

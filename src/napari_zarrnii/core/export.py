@@ -177,7 +177,7 @@ def write_bdv(
         raise ZarrNiiError(f"{xml_dest}: the XML and the HDF5 file need different names")
     for dest in (xml_dest, h5_dest):
         if dest.exists() and not overwrite:
-            raise DestinationExistsError(f"{dest}: already exists; pass overwrite=True")
+            raise DestinationExistsError(dest)
     spatial = image.spatial_axes
     if not 2 <= len(spatial) <= 3:
         raise ZarrNiiError(f"BigDataViewer export needs 2 or 3 spatial axes, not {spatial}")

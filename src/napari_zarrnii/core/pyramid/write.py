@@ -23,6 +23,7 @@ import zarr
 from zarr.core.common import ZarrFormat
 
 from ..._errors import UnsupportedFormatError
+from ..io import check_omero_channels
 from ..model import ChannelInfo, Level, MultiscaleImage, Window
 from ..ngff import (
     DEFAULT_NGFF_VERSION,
@@ -235,6 +236,7 @@ def _write_store(
     client: Client | None,
 ) -> Path:
     spec = spec_for(plan.ngff_version, writing=True)
+    omero = check_omero_channels(omero, image)
     _check_ngff_axes(plan.axes, image.name or "image")
     for name, lplan in label_plans.items():
         _check_ngff_axes(lplan.axes, f"label '{name}'")
