@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _results import save_results
 
 SMALL = (256, 512, 512)
 BIG = (1024, 1024, 1024)
@@ -236,6 +237,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per tool (best kept)")
     parser.add_argument("--tools", nargs="*", default=list(TOOLS))
     parser.add_argument("--tmp", default=None, help="folder for the stores")
+    parser.add_argument("--json", type=Path, default=None, help="results file (default: dated)")
+    parser.add_argument(
+        "--provisional", action="store_true", help="mark the results file as a small run"
+    )
     args = parser.parse_args()
     if args.child:
         child(args)
@@ -268,8 +273,11 @@ def main() -> None:
             f"\nspeed-up vs the fastest peer ({fastest['tool']}): "
             f"{fastest['wall'] / ours['wall']:.2f}x"
         )
+    case = f"{'x'.join(map(str, shape))} uint16, {args.levels} levels"
+    results = [_result(case, r) for r in rows]
     if args.big:
         big = measure("napari-zarrnii", BIG, 5, tmp, lazy=True)
+        results.append(_result(f"{'x'.join(map(str, BIG))} uint16, 5 levels, lazy", big))
         print(
             f"\n# napari-zarrnii, {'x'.join(map(str, BIG))} uint16 (2 GiB) lazy dask source, "
             "5 levels\n"
@@ -280,6 +288,22 @@ def main() -> None:
             print(f"\npeak RSS {big['peak_rss'] / 1e6:.0f} MB (limit 600 MB): {verdict}")
     if args.tmp is None:
         shutil.rmtree(tmp, ignore_errors=True)
+    settings = {"shape": list(shape), "levels": args.levels, "repeat": args.repeat}
+    saved = save_results("write", results, settings, out=args.json, provisional=args.provisional)
+    print(f"\nresults: {saved}")
+
+
+def _result(case: str, row: dict) -> dict:
+    """One measurement in the shape of the results file."""
+    if "error" in row:
+        return {"case": case, "tool": row["tool"], "metrics": {}, "error": str(row["error"])}
+    metrics = {
+        "wall_s": row["wall"],
+        "peak_rss_mib": row["peak_rss"] / 2**20,
+        "rss_above_source_mib": (row["peak_rss"] - row["rss_before"]) / 2**20,
+        "disk_mib": row["bytes"] / 2**20,
+    }
+    return {"case": case, "tool": row["tool"], "metrics": metrics}
 
 
 if __name__ == "__main__":
