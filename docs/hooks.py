@@ -1,18 +1,23 @@
-"""MkDocs hooks: the command-line reference is generated from the argparse parser.
+"""MkDocs hooks: the command-line reference from the parser; docstring roles tidied.
 
 A page holding the line ``<!-- cli-reference -->`` gets, in its place, one section per
 subcommand of :func:`napari_zarrnii._cli.build_parser`: its description, its usage
 line and a table of its arguments, so the reference cannot drift from the code.
+
+The docstrings use Sphinx roles (``:meth:`get_level```), which the numpy renderer of
+mkdocstrings leaves as text before the code span; they are dropped from the HTML.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 MARKER = "<!-- cli-reference -->"
+_ROLE = re.compile(r":(?:py:)?(?:meth|class|attr|func|mod|data|exc|obj|const|math):(?=<code)")
 _SRC = Path(__file__).resolve().parents[1] / "src"
 
 
@@ -97,3 +102,8 @@ def on_page_markdown(markdown: str, **kwargs: Any) -> str:
     if MARKER not in markdown:
         return markdown
     return markdown.replace(MARKER, render_cli_reference())
+
+
+def on_page_content(html: str, **kwargs: Any) -> str:
+    """Drop the Sphinx role before a code span (``:meth:<code>x</code>``)."""
+    return _ROLE.sub("", html)
