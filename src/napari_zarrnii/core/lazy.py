@@ -175,6 +175,15 @@ class LazyArray:
         """Storage chunk shape (the unit worth reading at once), or None."""
         return None
 
+    def uncached(self) -> Any:
+        """The array computations should read: ``self``, unless this array keeps a cache.
+
+        A computation (dask graph, pyramid writer) reads every chunk once; an array
+        that caches chunks for viewing returns the array beneath it here, so bulk
+        reads do not push out what a viewer needs.  :func:`as_dask` uses it.
+        """
+        return self
+
     # -- array protocol ------------------------------------------------------------------
     @property
     def ndim(self) -> int:
@@ -254,6 +263,13 @@ class LazyView(LazyArray):
 
     def __repr__(self) -> str:
         return f"LazyView(shape={self.shape}, dtype={self.dtype}, base={self.base!r})"
+
+    def uncached(self) -> Any:
+        """The same view of the base's :meth:`~LazyArray.uncached` array."""
+        source = self.base.uncached()
+        if source is self.base:
+            return self
+        return lazy_view(source, self.index)
 
     @property
     def chunks(self) -> tuple[int, ...] | None:
@@ -375,12 +391,16 @@ def as_dask(data: Any) -> da.Array:
         A dask array (returned as is), a zarr array (``da.from_zarr`` with the shard
         or chunk shape), or any array-like with ``shape``, ``dtype`` and
         ``__getitem__`` (``da.from_array`` with its storage chunks, else ``"auto"``).
+        A lazy array that caches chunks for viewing is read beneath its cache
+        (:meth:`LazyArray.uncached`).
     """
     import dask.array as da
     import zarr
 
     if isinstance(data, da.Array):
         return data
+    if isinstance(data, LazyArray):
+        data = data.uncached()
     chunks = storage_chunks(data)
     if isinstance(data, zarr.Array):
         return da.from_zarr(data, chunks=chunks)

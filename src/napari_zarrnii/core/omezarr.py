@@ -390,6 +390,11 @@ class PlateMosaic(LazyArray):
         self.dtype = np.dtype(dtype)
         self.shape = (*tile_shape[:-2], grid[0] * tile_shape[-2], grid[1] * tile_shape[-1])
 
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        """One plane of one well: the unit a viewer reads and caches."""
+        return (*(1 for _ in self._tile_shape[:-2]), *self._tile_shape[-2:])
+
     def _read(self, box: tuple[slice, ...]) -> np.ndarray:
         # read the contiguous box tile by tile, then apply the steps
         whole = tuple(slice(s.start, max(s.stop, s.start), 1) for s in box)
