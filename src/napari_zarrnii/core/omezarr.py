@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import zarr
@@ -19,18 +19,32 @@ from .._errors import InvalidMetadataError, NotOmeZarrError, ZarrNiiError
 from .lazy import LazyArray
 from .model import Level, MultiscaleImage, default_axes, integer_factor
 from .ngff import ngff_attrs, parse_image_label, parse_multiscale, parse_omero, spec_for
-from .store import normalize_source
+from .store import is_url, normalize_source
 
 __all__ = ["detect_layout", "open_group", "read_ome_zarr"]
 
 log = logging.getLogger(__name__)
 
 
-def open_group(source: Any, mode: str = "r") -> zarr.Group:
-    """Open a zarr group (v2 or v3, local or URL) or raise NotOmeZarrError."""
+def open_group(source: Any, mode: Literal["r", "r+", "a", "w", "w-"] = "r") -> zarr.Group:
+    """Open a zarr group (v2 or v3, local or URL) or raise NotOmeZarrError.
+
+    A URL is opened read-only through :func:`~.remote.remote_store` (time-outs, metadata
+    and encoded bytes kept in memory), as a group in one round trip.
+    """
     src = normalize_source(source)
+    node: zarr.Group | zarr.Array
     try:
-        node = zarr.open(src, mode=mode) if mode == "r" else zarr.open_group(src, mode=mode)
+        if mode == "r" and is_url(src):
+            from .remote import remote_store
+
+            node = zarr.open_group(remote_store(src), mode="r")
+        elif mode == "r":
+            node = zarr.open(src, mode=mode)
+        else:
+            node = zarr.open_group(src, mode=mode)
+    except zarr.errors.ContainsArrayError as exc:
+        raise NotOmeZarrError(f"{src}: is a zarr array, not an OME-Zarr image group") from exc
     except (FileNotFoundError, KeyError, zarr.errors.NodeTypeValidationError) as exc:
         raise NotOmeZarrError(f"{src}: not a zarr group ({type(exc).__name__}: {exc})") from exc
     except (ValueError, TypeError, OSError) as exc:
@@ -163,6 +177,10 @@ def _read_image(
         version = "0.4"
     spec = spec_for(version, path=src)
     parsed = parse_multiscale(ome, spec.version, src, multiscale)
+    if is_url(src):  # one round trip for the metadata of every level
+        from .remote import fetch_metadata
+
+        fetch_metadata(group, parsed.paths)
     arrays = [
         _open_array(group, p, src, f"multiscales[{multiscale}].datasets[{i}].path")
         for i, p in enumerate(parsed.paths)
