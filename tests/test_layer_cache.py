@@ -158,11 +158,12 @@ def test_plugin_settings_drive_the_cache(tmp_path, monkeypatch):
 
     monkeypatch.setattr(napari_settings, "_PLUGIN_SETTINGS", {})
     monkeypatch.setattr(_napari_settings, "_followed", None)
+    monkeypatch.setattr(_napari_settings, "_started", False)
     settings = napari_settings.get_plugin_settings("napari-zarrnii", path_dir=tmp_path)
     before = chunk_cache().budget
     try:
         set_cache_budget(123 << 20)  # set by the API: "automatic" in napari keeps it
-        assert _napari_settings.follow_plugin_settings()
+        assert _napari_settings.follow_plugin_settings(background=False)
         assert chunk_cache().budget == 123 << 20
         settings.cache.budget_mib = 64
         assert chunk_cache().budget == 64 << 20
@@ -172,3 +173,22 @@ def test_plugin_settings_drive_the_cache(tmp_path, monkeypatch):
         settings.cache.prefetch = True
         set_cache_budget(before)
     assert prefetcher().enabled is True
+
+
+def test_saved_plugin_settings_apply_at_once(tmp_path, monkeypatch):
+    pytest.importorskip("napari.settings")
+    from napari.settings import _napari_settings as napari_module
+
+    from napari_zarrnii import _napari_settings
+    from napari_zarrnii.core.cache import set_cache_budget
+
+    (tmp_path / "napari-zarrnii.yaml").write_text("cache:\n  budget_mib: 96\n")
+    monkeypatch.setattr(napari_module, "_CFG_PATH", str(tmp_path / "settings.yaml"))
+    monkeypatch.setattr(_napari_settings, "_started", False)
+    monkeypatch.setattr(_napari_settings, "attach", lambda: False)  # no live settings here
+    before = chunk_cache().budget
+    try:
+        assert _napari_settings.follow_plugin_settings(background=False)
+        assert chunk_cache().budget == 96 << 20
+    finally:
+        set_cache_budget(before)

@@ -27,7 +27,7 @@ import re
 import sys
 import threading
 import uuid
-from collections import Counter, OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -198,8 +198,8 @@ class ChunkCache:
         self._budget = max(0, int(budget))
         self._nbytes = 0
         self._hits = self._misses = self._inserts = self._evictions = self._refused = 0
-        self._recent: deque[frozenset[Key]] = deque()
-        self._protected: Counter[Key] = Counter()
+        self._tick = 0  # counts foreground reads
+        self._used: dict[Key, int] = {}  # entry -> the last foreground read that used it
         self.id = uuid.uuid4().hex[:12]
 
     # -- size --------------------------------------------------------------------------
@@ -229,19 +229,25 @@ class ChunkCache:
 
     # -- reads -------------------------------------------------------------------------
     def get_many(self, owner: str, chunks: Iterable[tuple[int, ...]]) -> dict[Any, np.ndarray]:
-        """The cached chunks among ``chunks`` of ``owner`` (marked recently used).
+        """The cached chunks among ``chunks`` of ``owner``, for one foreground read.
 
-        Every chunk asked for counts as a hit or a miss.
+        Every chunk asked for counts as a hit or a miss; the hits become the most
+        recently used entries and are protected from prefetch evictions (as are the
+        misses once inserted) until :data:`PROTECTED_READS` more reads happened.
         """
         found: dict[Any, np.ndarray] = {}
         with self._lock:
+            self._tick += 1
+            tick = self._tick
+            entries, used = self._entries, self._used
             for chunk in chunks:
                 key = (owner, chunk)
-                value = self._entries.get(key)
+                value = entries.get(key)
                 if value is None:
                     self._misses += 1
                     continue
-                self._entries.move_to_end(key)
+                entries.move_to_end(key)
+                used[key] = tick
                 self._hits += 1
                 found[chunk] = value
         return found
@@ -251,20 +257,21 @@ class ChunkCache:
         return (owner, chunk) in self._entries
 
     def protect(self, owner: str, chunks: Iterable[tuple[int, ...]]) -> None:
-        """Record the chunks of one foreground read: prefetch may not evict them.
+        """Count a foreground read of these (cached) chunks without looking them up.
 
-        The chunks of the latest :data:`PROTECTED_READS` reads are protected.
+        The chunks used by the latest :data:`PROTECTED_READS` foreground reads are
+        protected: a prefetch insert may not evict them.
         """
-        keys = frozenset((owner, c) for c in chunks)
         with self._lock:
-            self._recent.append(keys)
-            self._protected.update(keys)
-            while len(self._recent) > PROTECTED_READS:
-                old = self._recent.popleft()
-                self._protected.subtract(old)
-                for key in old:
-                    if self._protected[key] <= 0:
-                        del self._protected[key]
+            self._tick += 1
+            for chunk in chunks:
+                key = (owner, chunk)
+                if key in self._entries:
+                    self._entries.move_to_end(key)
+                    self._used[key] = self._tick
+
+    def _is_protected(self, key: Key) -> bool:
+        return self._used.get(key, 0) > self._tick - PROTECTED_READS
 
     # -- writes ------------------------------------------------------------------------
     def put(
@@ -298,6 +305,8 @@ class ChunkCache:
                 array = array.view()
                 array.flags.writeable = False
             self._entries[key] = array
+            if not prefetch:
+                self._used[key] = self._tick
             self._owners.setdefault(owner, set()).add(chunk)
             self._nbytes += size
             self._inserts += 1
@@ -306,7 +315,7 @@ class ChunkCache:
     def _can_free(self, need: int) -> bool:
         freed = 0
         for key, value in self._entries.items():  # least recently used first
-            if key in self._protected:
+            if self._is_protected(key):
                 continue
             freed += self.entry_size(value)
             if freed >= need:
@@ -320,7 +329,7 @@ class ChunkCache:
         freed = 0
         excess = self._nbytes - limit
         for key, value in self._entries.items():
-            if spare_protected and key in self._protected:
+            if spare_protected and self._is_protected(key):
                 continue
             victims.append(key)
             freed += self.entry_size(value)
@@ -332,6 +341,7 @@ class ChunkCache:
 
     def _remove(self, key: Key) -> None:
         value = self._entries.pop(key)
+        self._used.pop(key, None)
         self._nbytes -= self.entry_size(value)
         owner, chunk = key
         chunks = self._owners.get(owner)
@@ -353,6 +363,7 @@ class ChunkCache:
         with self._lock:
             self._entries.clear()
             self._owners.clear()
+            self._used.clear()
             self._nbytes = 0
 
     # -- reporting ---------------------------------------------------------------------

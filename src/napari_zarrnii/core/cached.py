@@ -206,9 +206,11 @@ class CachedArray(LazyArray):
         finally:
             if pyramid is not None:
                 pyramid.foreground_finished()
-        for combo in itertools.product(*plans):
-            chunk = tuple(p[0] for p in combo)
-            out[tuple(p[2] for p in combo)] = arrays[chunk][tuple(p[1] for p in combo)]
+        # one copy per chunk; chunks come in the order of itertools.product(*plans)
+        sources = itertools.product(*[[p[1] for p in plan] for plan in plans])
+        targets = itertools.product(*[[p[2] for p in plan] for plan in plans])
+        for chunk, src, dst in zip(chunks, sources, targets):
+            out[dst] = arrays[chunk][src]
         if pyramid is not None:
             pyramid.after_read(self, box)
         return out
@@ -247,8 +249,8 @@ class CachedArray(LazyArray):
                 found[c] = fut.result()
             except _read_errors() as exc:
                 found[c] = self._failed(c, exc)
-        if not prefetch:
-            cache.protect(self.token, chunks)
+        if waits:  # read by another thread (maybe as a prefetch): now in use on screen
+            cache.protect(self.token, list(waits))
         return found
 
     def _fetch_and_store(
