@@ -192,3 +192,34 @@ def test_saved_plugin_settings_apply_at_once(tmp_path, monkeypatch):
         assert chunk_cache().budget == 96 << 20
     finally:
         set_cache_budget(before)
+
+
+def test_opening_ome_zarr_in_napari_imports_only_zarr(tmp_path):
+    """On top of what napari has loaded, an OME-Zarr open imports zarr and its codecs only."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path, _ = write_ngff_store(tmp_path / "i.ome.zarr", version="0.5", data=_twelve_bit())
+    code = f"""
+import sys
+import napari.viewer  # what napari has imported when it calls a reader
+before = {{m.split('.')[0] for m in sys.modules}}
+from napari_zarrnii._reader import get_reader
+layers = get_reader({str(path)!r})({str(path)!r})
+import numpy as np
+np.asarray(layers[0][0][0][3])
+new = {{m.split('.')[0] for m in sys.modules}} - before
+heavy = new & {{'dask', 'distributed', 'nibabel', 'tifffile', 'scipy', 'skimage', 'h5py',
+                'ome_zarr', 'pandas', 'matplotlib', 'tqdm'}}
+assert not heavy, sorted(heavy)
+print(sorted(new))
+"""
+    src = str(Path(__file__).resolve().parent.parent / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "zarr" in out.stdout
