@@ -465,3 +465,14 @@ def test_slider_direction_follows_the_user(pyramid_store):
     assert [a for a, _ in jobs] == [levels[0], levels[1]]  # nothing behind: 10 is in layer 1
     volume = (slice(0, 1, 1), slice(0, 32, 1), slice(0, 32, 1), slice(0, 32, 1))
     assert pyr.plan(levels[0], volume) == []
+
+
+def test_a_shard_index_is_read_once_per_read(tmp_path):
+    data = (np.arange(32 * 64 * 64) % 60000).astype("uint16").reshape(32, 64, 64)
+    arr, store, _ = _store(tmp_path, data.shape, (8, 16, 16), shards=(16, 32, 32), data=data)
+    cached = CachedArray(arr, cache=ChunkCache(1 << 26))
+    store.reset()
+    np.testing.assert_array_equal(np.asarray(cached[3]), data[3])
+    # 4 shards under the plane, 4 inner chunks of each: the index once, then the chunks
+    assert len(store.gets) == 4 and all(n <= 5 for n in store.gets.values()), store.gets
+    assert cached.fetched == 16

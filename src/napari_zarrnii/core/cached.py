@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import sys
 import threading
 import uuid
@@ -305,14 +306,54 @@ class CachedArray(LazyArray):
         return np.zeros(tuple(s.stop - s.start for s in region), self.dtype)
 
     def _fetch(self, chunks: list[tuple[int, ...]]) -> list[np.ndarray]:
-        boxes = [self.chunk_box(c) for c in chunks]
         if self._zarr:
             from zarr.core.sync import sync
 
-            return sync(_gather_reads(self._base.async_array, boxes))
+            reads = self._zarr_reads(chunks)
+            results = sync(_gather_reads(self._base.async_array, [box for box, _ in reads]))
+            out: dict[tuple[int, ...], np.ndarray] = {}
+            for (box, members), block in zip(reads, results):
+                if len(members) == 1:
+                    out[members[0]] = block
+                    continue
+                for c in members:  # split a whole-shard read into its chunks
+                    region = self.chunk_box(c)
+                    out[c] = block[
+                        tuple(
+                            slice(r.start - b.start, r.stop - b.start) for r, b in zip(region, box)
+                        )
+                    ].copy()
+            return [out[c] for c in chunks]
+        boxes = [self.chunk_box(c) for c in chunks]
         if len(boxes) == 1:
             return [self._base._checked_read(boxes[0])]
         return list(_fetch_pool().map(self._base._checked_read, boxes))
+
+    def _zarr_reads(
+        self, chunks: list[tuple[int, ...]]
+    ) -> list[tuple[tuple[slice, ...], list[tuple[int, ...]]]]:
+        """The zarr reads fetching ``chunks``: (box, chunks it holds), one per chunk...
+
+        ...except where the missing chunks of one shard form a whole block: one read
+        of that block, so the shard's index is fetched once, not once per chunk.
+        """
+        factor = self._shard_factor
+        if factor is None or all(f == 1 for f in factor):
+            return [(self.chunk_box(c), [c]) for c in chunks]
+        by_shard: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
+        for c in chunks:
+            by_shard.setdefault(tuple(i // f for i, f in zip(c, factor)), []).append(c)
+        reads = []
+        for members in by_shard.values():
+            lo = [min(c[a] for c in members) for a in range(len(factor))]
+            hi = [max(c[a] for c in members) + 1 for a in range(len(factor))]
+            if len(members) > 1 and len(members) == math.prod(b - a for a, b in zip(lo, hi)):
+                first, last = self.chunk_box(tuple(lo)), self.chunk_box(tuple(h - 1 for h in hi))
+                box = tuple(slice(f.start, e.stop, 1) for f, e in zip(first, last))
+                reads.append((box, members))
+            else:
+                reads.extend((self.chunk_box(c), [c]) for c in members)
+        return reads
 
 
 async def _gather_reads(async_array: Any, boxes: list[tuple[slice, ...]]) -> list[np.ndarray]:

@@ -4,7 +4,8 @@
 (chunk requests issued concurrently by :class:`~.cached.CachedArray`), with time-outs
 so that a server that stops answering raises instead of hanging forever, behind zarr's
 :class:`~zarr.experimental.cache_store.CacheStore`, which keeps the metadata documents
-and the recently fetched encoded bytes (shard indexes above all) in memory.
+and the recently fetched encoded bytes (shard indexes above all) in memory (16 MiB:
+the decoded chunks are kept by :mod:`.cache`; this only saves requests).
 :func:`fetch_metadata` fetches the metadata of several arrays of a group in one round
 trip, so that opening them one by one afterwards costs no request.
 """
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 30.0
 #: Bytes of encoded data (metadata, shard indexes, recent chunks) kept per store.
-ENCODED_CACHE_BYTES = 64 << 20
+ENCODED_CACHE_BYTES = 16 << 20
 
 
 def _storage_options(url: str) -> dict[str, Any]:
