@@ -16,6 +16,12 @@ SECTIONS = [
     ("Errors", "napari_zarrnii._errors", None),
     ("Image model", "napari_zarrnii.core.model", None),
     ("Reading OME-Zarr", "napari_zarrnii.core.omezarr", ["read_ome_zarr", "detect_layout"]),
+    (
+        "Chunk cache",
+        "napari_zarrnii.core.cache",
+        ["set_cache_budget", "cache_info", "default_budget", "parse_size", "CacheStats"],
+    ),
+    ("Reading ahead", "napari_zarrnii.core.prefetch", ["set_prefetch"]),
     ("NIfTI", "napari_zarrnii.core.nifti", None),
     ("TIFF (optional tifffile)", "napari_zarrnii.core.tiff", None),
     ("Imaris (optional h5py)", "napari_zarrnii.core.ims", None),
