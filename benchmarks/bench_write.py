@@ -135,25 +135,39 @@ def _worker_env() -> dict[str, str]:
 
 def _warm_up(client) -> None:
     """Workers import the writer once, as a cluster that has written before has."""
-    client.run(importlib.import_module, "napari_zarrnii.core.pyramid.engine")
+    for module in ("napari_zarrnii.core.pyramid.engine", "dask.array"):
+        client.run(lambda name=module: importlib.import_module(name) and None)
 
 
 class LocalClusterSetup:
-    """A LocalCluster of 2 worker processes with 1 thread each."""
+    """A LocalCluster of 2 worker processes with 1 thread each.
+
+    distributed's nanny starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which
+    also pins glibc's mmap threshold: every allocation above 128 KiB is then fresh pages
+    from the kernel.  ``malloc_defaults=True`` leaves it out, so the workers allocate
+    like any other process (like the threaded run).
+    """
+
+    malloc_defaults = False
 
     def __enter__(self):
         import logging
 
+        import dask
         from distributed import Client, LocalCluster
 
         os.environ.update(_worker_env())  # spawned workers inherit it
-        self.cluster = LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
+        environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
+        if self.malloc_defaults:
+            environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+            self.cluster = LocalCluster(
+                n_workers=2,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
         self.client = Client(self.cluster)
         _warm_up(self.client)
         return self.client
@@ -163,8 +177,18 @@ class LocalClusterSetup:
         self.cluster.close()
 
 
+class LocalClusterMallocSetup(LocalClusterSetup):
+    """The same LocalCluster, its workers with glibc's malloc defaults."""
+
+    malloc_defaults = True
+
+
 class CommandLineClusterSetup:
-    """``dask scheduler`` + 2 ``dask worker --nthreads 1`` processes on loopback."""
+    """``dask scheduler`` + 2 ``dask worker --nthreads 1 --no-nanny`` on loopback.
+
+    Without a nanny the workers get this process's environment (glibc's malloc
+    defaults, as the threaded run).
+    """
 
     def __enter__(self):
         import socket
@@ -178,6 +202,7 @@ class CommandLineClusterSetup:
         env = _worker_env()
         dask_cli = [sys.executable, "-m", "dask"]
         loopback = ["--host", "127.0.0.1"]
+        worker_options = ["--nthreads", "1", "--no-nanny", *loopback, "--no-dashboard"]
         quiet = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
         self.procs = [
             subprocess.Popen(
@@ -188,7 +213,7 @@ class CommandLineClusterSetup:
         for _ in range(2):
             self.procs.append(
                 subprocess.Popen(
-                    [*dask_cli, "worker", address, "--nthreads", "1", *loopback, "--no-dashboard"],
+                    [*dask_cli, "worker", address, *worker_options],
                     **quiet,
                 )
             )
@@ -205,6 +230,12 @@ class CommandLineClusterSetup:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def _cpu_seconds() -> float:
+    """CPU time (user + system) of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _worker_peak_rss() -> int:
@@ -267,8 +298,9 @@ TOOLS = {
 }
 # napari-zarrnii on a cluster: the setup (not timed) and the client's write.
 CLUSTERS = {
-    "napari-zarrnii (LocalCluster, 2 processes)": LocalClusterSetup,
-    "napari-zarrnii (dask scheduler + 2 workers, CLI)": CommandLineClusterSetup,
+    "LocalCluster, 2 processes (distributed's worker environment)": LocalClusterSetup,
+    "LocalCluster, 2 processes (glibc malloc defaults)": LocalClusterMallocSetup,
+    "dask scheduler + 2 dask worker --no-nanny (command line)": CommandLineClusterSetup,
 }
 OURS = "napari-zarrnii"
 #: The peer our ratios are quoted against: the fastest, with our codec (same bytes).
@@ -287,20 +319,24 @@ def child(args: argparse.Namespace) -> None:
         with CLUSTERS[args.tool]() as client:
             setup = time.perf_counter() - t0
             rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            cpu0 = _cpu_seconds() + sum(client.run(_cpu_seconds).values())
             t0 = time.perf_counter()
             run_zarrnii_on(client, data, out, args.levels)
             wall = time.perf_counter() - t0
+            cpu = _cpu_seconds() + sum(client.run(_cpu_seconds).values()) - cpu0
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
             workers = sorted(client.run(_worker_peak_rss).values())
-        result = {"wall": wall, "peak_rss": peak, "rss_before": rss_before}
+        result = {"wall": wall, "cpu": cpu, "peak_rss": peak, "rss_before": rss_before}
         print(json.dumps({**result, "setup": setup, "workers_peak_rss": workers}))
         return
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    cpu0 = _cpu_seconds()
     t0 = time.perf_counter()
     TOOLS[args.tool](data, out, args.levels, args.workers)
     wall = time.perf_counter() - t0
+    cpu = _cpu_seconds() - cpu0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"wall": wall, "peak_rss": peak, "rss_before": rss_before}))
+    print(json.dumps({"wall": wall, "cpu": cpu, "peak_rss": peak, "rss_before": rss_before}))
 
 
 # -- parent ---------------------------------------------------------------------------
@@ -347,6 +383,7 @@ def median_run(runs: list[dict]) -> dict:
     out = dict(ordered[(len(ordered) - 1) // 2])
     out["peak_rss"] = statistics.median(r["peak_rss"] for r in good)
     out["rss_before"] = statistics.median(r["rss_before"] for r in good)
+    out["cpu"] = statistics.median(r["cpu"] for r in good)
     out["walls"] = [r["wall"] for r in good]
     return out
 
@@ -356,22 +393,25 @@ def table(rows: list[dict], source_bytes: int, reference: str = OURS) -> str:
     ref = next((r for r in ok if r["tool"] == reference), None)
     name = "ours" if reference == OURS else "ngff-zarr"
     lines = [
-        "| tool | wall s (median) | runs s | source MiB/s | peak RSS MiB | RSS above start MiB "
-        f"| MiB on disk | time vs {name} | RSS vs {name} | disk vs {name} |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| tool | wall s (median) | runs s | CPU s | source MiB/s | peak RSS MiB "
+        f"| RSS above start MiB | MiB on disk | time vs {name} | CPU vs {name} | RSS vs {name} "
+        f"| disk vs {name} |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['tool']} | failed: {r['error']} | | | | | | | | |")
+            lines.append(f"| {r['tool']} | failed: {r['error']} | | | | | | | | | | |")
             continue
         ratio_t = r["wall"] / ref["wall"] if ref else float("nan")
+        ratio_c = r["cpu"] / ref["cpu"] if ref else float("nan")
         ratio_m = r["peak_rss"] / ref["peak_rss"] if ref else float("nan")
         ratio_b = r["bytes"] / ref["bytes"] if ref else float("nan")
         runs = ", ".join(f"{w:.1f}" for w in r.get("walls", [r["wall"]]))
         lines.append(
-            f"| {r['tool']} | {r['wall']:.2f} | {runs} | {source_bytes / 2**20 / r['wall']:.0f} "
-            f"| {r['peak_rss'] / 2**20:.0f} | {(r['peak_rss'] - r['rss_before']) / 2**20:.0f} "
-            f"| {r['bytes'] / 2**20:.1f} | {ratio_t:.2f}x | {ratio_m:.2f}x | {ratio_b:.3f}x |"
+            f"| {r['tool']} | {r['wall']:.2f} | {runs} | {r['cpu']:.1f} "
+            f"| {source_bytes / 2**20 / r['wall']:.0f} | {r['peak_rss'] / 2**20:.0f} "
+            f"| {(r['peak_rss'] - r['rss_before']) / 2**20:.0f} | {r['bytes'] / 2**20:.1f} "
+            f"| {ratio_t:.2f}x | {ratio_c:.2f}x | {ratio_m:.2f}x | {ratio_b:.3f}x |"
         )
     return "\n".join(lines)
 
@@ -379,20 +419,21 @@ def table(rows: list[dict], source_bytes: int, reference: str = OURS) -> str:
 def cluster_table(rows: list[dict], source_bytes: int) -> str:
     threads = next((r for r in rows if r["tool"] == OURS and "error" not in r), None)
     lines = [
-        "| executor | wall s (median) | runs s | vs threads | client peak RSS MiB "
-        "| workers peak RSS MiB | cluster start s | MiB on disk |",
-        "|---|---:|---|---:|---:|---:|---:|---:|",
+        "| executor | wall s (median) | runs s | vs threads | CPU s (all processes) "
+        "| client peak RSS MiB | workers peak RSS MiB | cluster start s | MiB on disk |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['tool']} | failed: {r['error']} | | | | | | |")
+            lines.append(f"| {r['tool']} | failed: {r['error']} | | | | | | | |")
             continue
         ratio = r["wall"] / threads["wall"] if threads else float("nan")
         runs = ", ".join(f"{w:.1f}" for w in r.get("walls", [r["wall"]]))
         workers = " + ".join(f"{w / 2**20:.0f}" for w in r.get("workers_peak_rss", [])) or "-"
         setup = f"{r['setup']:.1f}" if "setup" in r else "-"
+        name = "threads" if r["tool"] == OURS else r["tool"]
         lines.append(
-            f"| {r['tool']} | {r['wall']:.2f} | {runs} | {ratio:.2f}x "
+            f"| {name} | {r['wall']:.2f} | {runs} | {ratio:.2f}x | {r['cpu']:.1f} "
             f"| {r['peak_rss'] / 2**20:.0f} | {workers} | {setup} | {r['bytes'] / 2**20:.1f} |"
         )
     return "\n".join(lines)
@@ -442,6 +483,7 @@ def summary(rows: list[dict]) -> str:
         return ""
     return (
         f"\nnapari-zarrnii vs {REFERENCE}: time {ours['wall'] / ref['wall']:.2f}x, "
+        f"CPU {ours['cpu'] / ref['cpu']:.2f}x, "
         f"peak RSS {ours['peak_rss'] / ref['peak_rss']:.2f}x, "
         f"bytes on disk {ours['bytes'] / ref['bytes']:.3f}x"
     )
