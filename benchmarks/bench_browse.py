@@ -216,8 +216,8 @@ def check(result: dict[str, Any]) -> list[str]:
             problems.append(f"{name}: {ph['zero_fraction']:.1%} of displayed voxels are 0")
         if name in ("zoom_in", "zsteps_in", "pan") and ph["levels"] != [0]:
             problems.append(f"{name}: levels {ph['levels']} shown, expected level 0")
-    if result.get("nudges"):
-        problems.append(f"{result['nudges']} redraws had to be requested")
+        if ph.get("nudges"):
+            problems.append(f"{name}: {ph['nudges']} redraw(s) had to be requested")
     return problems
 
 

@@ -140,6 +140,7 @@ def main() -> None:
     def phase(name: str, steps: list, act) -> None:
         """Time each step (act(step) then wait for the draw); one record per phase."""
         before = requests_served()
+        nudges = watch.nudges
         times = []
         zero = 0.0
         levels: set[int] = set()
@@ -159,6 +160,7 @@ def main() -> None:
             "levels": sorted(levels),
             "zero_fraction": zero,
             "requests": None if before is None else after - before,
+            "nudges": watch.nudges - nudges,
         }
 
     t_viewer = time.perf_counter()
