@@ -236,23 +236,25 @@ def stats(values: list[float]) -> dict[str, float] | None:
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Per case and reader: median, min, max of every metric.
 
-    ``reader_cost`` is a run's first open minus the median floor of its case (the
-    floor runs are interleaved with the readers', so both see the same load)."""
+    ``reader_cost`` is a run's first open minus the first open of the floor run of
+    the same case and round (run just before it, so both see the same machine load)."""
+    floors = {
+        (run["case"], run["repeat"]): run["result"]["first_open"]
+        for run in runs
+        if run["reader"] == FLOOR and "first_open" in run["result"]
+    }
     values: dict[str, dict[str, dict[str, list]]] = {}
     for run in runs:
         per = values.setdefault(run["case"], {}).setdefault(run["reader"], {})
         for key, value in metrics(run["result"]).items():
             per.setdefault(key, []).append(value)
-    summary: dict[str, Any] = {}
-    for case, readers in values.items():
-        floor = stats(readers.get(FLOOR, {}).get("first_open", []))
-        for reader, per in readers.items():
-            if floor and reader != FLOOR and "first_open" in per:
-                per["reader_cost"] = [v - floor["median"] for v in per["first_open"]]
-        summary[case] = {
-            reader: {k: stats(v) for k, v in per.items()} for reader, per in readers.items()
-        }
-    return summary
+        floor = floors.get((run["case"], run["repeat"]))
+        if run["reader"] != FLOOR and floor is not None and "first_open" in run["result"]:
+            per.setdefault("reader_cost", []).append(run["result"]["first_open"] - floor)
+    return {
+        case: {reader: {k: stats(v) for k, v in per.items()} for reader, per in readers.items()}
+        for case, readers in values.items()
+    }
 
 
 # --------------------------------------------------------------------------- report
@@ -269,20 +271,21 @@ def markdown(summary: dict[str, Any], readers: list[str]) -> str:
     peers = readers[1:]
     lines = []
     floors = [
-        f"{case} {fmt_cell(per[FLOOR]['first_open'])}"
+        f"{case} {fmt_cell(per[FLOOR]['first_open'])} ({fmt_cell(per[FLOOR]['open'])} of it "
+        "from add_image)"
         for case, per in summary.items()
         if per.get(FLOOR, {}).get("first_open")
     ]
     if floors:
         lines.append(
-            "napari's floor (process start to two tiny in-memory multiscale layers drawn), "
-            "s: " + "; ".join(floors) + "\n"
+            "napari's floor, process start to two tiny in-memory multiscale layers drawn "
+            "(s): " + "; ".join(floors) + "\n"
         )
     head = "| case | phase | " + " | ".join(readers)
     head += "".join(f" | {ours} / {p}" for p in peers) + " |"
     lines += [head, "|---|---|" + "---:|" * (len(readers) + len(peers))]
     for case, per in summary.items():
-        keys = ["first_open", "reader_cost", *PHASES[1:], "peak_rss_mib"]
+        keys = ["first_open", "reader_cost", *PHASES, "peak_rss_mib"]
         for key in keys:
             cells = [per.get(r, {}).get(key) for r in readers]
             if not any(cells):
@@ -341,7 +344,6 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cores": os.cpu_count(),
-        "loadavg_start": os.getloadavg(),
     }
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -423,7 +425,13 @@ def main() -> None:
         help="NAPARI_ASYNC=1 (napari's asynchronous slicing)",
     )
     parser.add_argument("--timeout", type=float, default=900, help="seconds per process")
+    parser.add_argument(
+        "--report", type=Path, default=None, help="print the tables of a results JSON, run nothing"
+    )
     args = parser.parse_args()
+    if args.report:
+        report(json.loads(args.report.read_text()), args.report, args.compare)
+        return
     if not os.environ.get("DISPLAY"):
         sys.exit(
             'needs an X display: xvfb-run -a -s "-screen 0 1600x1200x24" python '
@@ -434,8 +442,21 @@ def main() -> None:
     if unknown:
         sys.exit(f"unknown case(s) {unknown}; choose from {list(CASES)}")
     readers = [r.strip() for r in args.readers.split(",") if r.strip()]
+    results = measure(args, cases, readers)
+    date = dt.datetime.fromisoformat(results["date"])
+    out = args.out or HERE / "results" / f"browse-{date:%Y-%m-%d}.json"
+    if args.out is None and out.exists():  # a second run the same day keeps the first
+        out = out.with_name(f"browse-{date:%Y-%m-%d-%H%M}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    report(results, out, args.compare)
+
+
+def measure(args: argparse.Namespace, cases: list[str], readers: list[str]) -> dict[str, Any]:
+    """Run every case, reader and repeat; the results as saved to JSON."""
     t_start = time.perf_counter()
     date = dt.datetime.now().astimezone()
+    load_start = os.getloadavg()
     data = prepare_data(args.data_dir, cases)
     t_data = time.perf_counter() - t_start
 
@@ -464,7 +485,6 @@ def main() -> None:
                         child["counter_url"] = f"{base_url}/__bench/requests"
                     load = os.getloadavg()[0]
                     result = run_child(child, env, args.timeout)
-                    problems = check(result)
                     runs.append(
                         {
                             "case": case,
@@ -472,9 +492,9 @@ def main() -> None:
                             "repeat": rep,
                             "loadavg_1min_before": load,
                             "result": result,
-                            "problems": problems,
                         }
                     )
+                    problems = check(result)
                     short = {k: round(v, 2) for k, v in metrics(result).items() if v is not None}
                     print(
                         f"{case} #{rep + 1} {reader}: {result.get('error') or short}"
@@ -482,12 +502,10 @@ def main() -> None:
                         file=sys.stderr,
                     )
     server.shutdown()
-
-    summary = summarize(runs)
-    wall = time.perf_counter() - t_start
     mach = machine()
+    mach["loadavg_start"] = load_start
     mach["loadavg_end"] = os.getloadavg()
-    results = {
+    return {
         "date": date.isoformat(timespec="seconds"),
         "machine": mach,
         "versions": versions(),
@@ -500,26 +518,36 @@ def main() -> None:
             napari_async=args.napari_async,
         ),
         "data": data,
-        "summary": summary,
+        "summary": summarize(runs),
         "runs": runs,
-        "wall_seconds": {"total": round(wall, 1), "data": round(t_data, 1)},
+        "wall_seconds": {
+            "total": round(time.perf_counter() - t_start, 1),
+            "data": round(t_data, 1),
+        },
     }
-    out = args.out or HERE / "results" / f"browse-{date:%Y-%m-%d}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1))
+
+
+def report(results: dict[str, Any], path: Path, compare_with: Path | None) -> None:
+    """Print the Markdown tables of a results dict (summaries recomputed from its runs)."""
+    runs = results["runs"]
+    readers = results["settings"]["readers"]
+    summary = summarize(runs)
     print(markdown(summary, readers))
     bad = [
         f"{r['case']} {r['reader']} #{r['repeat'] + 1}: {p}"
         for r in runs
-        for p in r["problems"] + ([r["result"]["error"]] if "error" in r["result"] else [])
+        for p in check(r["result"]) + ([r["result"]["error"]] if "error" in r["result"] else [])
     ]
     if bad:
         print("\nSuspect runs:\n" + "\n".join(f"- {b}" for b in bad))
-    if args.compare:
-        print(compare(results, args.compare))
+    if compare_with:
+        print(compare(dict(results, summary=summary), compare_with))
+    mach, wall = results["machine"], results["wall_seconds"]
     print(
         f"\n{mach.get('cpu', '?')}, {mach['cores']} cores, {mach.get('ram_gib', '?')} GiB; "
-        f"{results['date']}; wall time {wall:.0f} s (data {t_data:.0f} s); results: {out}"
+        f"{results['date']}; load average {mach['loadavg_start'][0]:.1f} at the start, "
+        f"{mach['loadavg_end'][0]:.1f} at the end; wall time {wall['total']:.0f} s "
+        f"(data {wall['data']:.0f} s); results: {path}"
     )
 
 

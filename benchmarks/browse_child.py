@@ -36,7 +36,10 @@ from qtpy.QtWidgets import QApplication  # noqa: E402
 from vispy.gloo import gl  # noqa: E402
 
 WAKE_MS = 5  # wake the event loop this often while waiting (no busy spin)
-NUDGE_S = 0.25  # if no draw comes this long after a change, ask for one (counted)
+# napari sometimes reslices inside a draw (camera change) and the draw it then asks for
+# does not come; a user would see the new level at the next event.  If no draw comes
+# this long after a change, ask for one, and count it (reported per phase).
+NUDGE_S = 0.05
 TIMEOUT_S = float(ARGS.get("step_timeout", 300))
 
 
