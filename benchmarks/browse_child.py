@@ -36,10 +36,11 @@ from qtpy.QtWidgets import QApplication  # noqa: E402
 from vispy.gloo import gl  # noqa: E402
 
 WAKE_MS = 5  # wake the event loop this often while waiting (no busy spin)
-# napari sometimes reslices inside a draw (camera change) and the draw it then asks for
-# does not come; a user would see the new level at the next event.  If no draw comes
-# this long after a change, ask for one, and count it (reported per phase).
-NUDGE_S = 0.05
+# After reslicing inside a draw (camera change) napari asks for another draw, which
+# comes 40-100 ms after the first one has finished (its GL flush included).  Should it
+# not come this long after the last draw or change, ask for it, and count that per
+# phase: a user would have seen the new data only at the next event.
+NUDGE_S = 0.25
 TIMEOUT_S = float(ARGS.get("step_timeout", 300))
 
 
@@ -88,12 +89,17 @@ class DrawWatch:
         flag = QEventLoop.ProcessEventsFlag
         flags = flag.AllEvents | flag.WaitForMoreEvents
         try:
+            quiet_since = t0  # the last change or the return from the last draw
             while not (self.done and all(layer.loaded for layer in self.viewer.layers)):
+                draws = self.draws
                 self.app.processEvents(flags)
                 now = time.perf_counter()
-                if not self.done and now - max(self.last_change, t0) > NUDGE_S:
+                if self.draws != draws:
+                    quiet_since = now
+                quiet_since = max(quiet_since, self.last_change)
+                if not self.done and now - quiet_since > NUDGE_S:
                     self.nudges += 1
-                    self.last_change = now
+                    quiet_since = now
                     self.scene_canvas.update()
                 if now - t0 > TIMEOUT_S:
                     raise TimeoutError(f"view not drawn after {TIMEOUT_S} s")
