@@ -477,13 +477,15 @@ def read_region(data: Any, region: tuple[slice, ...], dtype: Any = None) -> np.n
     return np.asarray(block) if dtype is None else np.asarray(block, dtype=dtype)
 
 
-def storage_chunks(data: Any) -> tuple[int, ...] | None:
+def storage_chunks(data: Any, *, shards: bool = True) -> tuple[int, ...] | None:
     """The chunk shape worth reading ``data`` by: shards of a sharded zarr array, else chunks.
 
     Parameters
     ----------
     data
         A zarr array, a dask array, a :class:`LazyArray` or any array-like.
+    shards
+        False gives a sharded zarr array's inner chunks rather than its shards.
 
     Returns
     -------
@@ -492,7 +494,7 @@ def storage_chunks(data: Any) -> tuple[int, ...] | None:
     """
     zarr = sys.modules.get("zarr")
     if zarr is not None and isinstance(data, zarr.Array):
-        return tuple(int(c) for c in (data.shards or data.chunks))
+        return tuple(int(c) for c in ((data.shards if shards else None) or data.chunks))
     chunks = getattr(data, "chunks", None)
     if chunks is None:
         return None

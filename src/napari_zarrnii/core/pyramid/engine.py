@@ -37,6 +37,7 @@ from zarr.core.array_spec import ArrayConfig
 from zarr.core.common import ZarrFormat
 
 from ..._errors import CancelledError
+from ..lazy import is_dask, read_region, storage_chunks
 from .chunkio import ChunkIO
 from .kernels import downsample_block
 from .plan import LevelPlan
@@ -86,31 +87,16 @@ ARRAY_CONFIG = ArrayConfig(order="C", write_empty_chunks=True)
 # ----------------------------------------------------------------------------------------
 
 
-def _is_dask(array: Any) -> bool:
-    return type(array).__module__.startswith("dask") and hasattr(array, "dask")
-
-
 def _source_chunks(array: Any) -> tuple[int, ...] | None:
-    chunks = getattr(array, "chunks", None)
-    if not chunks:
-        return None
-    if isinstance(chunks[0], tuple):
-        return tuple(int(c[0]) if c else 1 for c in chunks)
-    try:
-        return tuple(int(c) for c in chunks)
-    except (TypeError, ValueError):
-        return None
+    """A source's chunk shape (a sharded zarr array's inner chunks), or None."""
+    return storage_chunks(array, shards=False)
 
 
 def _read_region(array: Any, region: tuple[slice, ...], dtype: np.dtype[Any]) -> np.ndarray:
     if isinstance(array, ArrayLocation):
         return np.asarray(array.read(region), dtype=dtype)
-    if _is_dask(array):
-        # One small graph per block, computed in this worker thread: never the whole.
-        block = array[region].compute(scheduler="synchronous")
-    else:
-        block = array[region]
-    return np.asarray(block, dtype=dtype)
+    # a dask source: one small graph per block, computed in this worker thread
+    return read_region(array, region, dtype)
 
 
 def _task_unit(
@@ -359,7 +345,7 @@ def _portable(source: Any, region: tuple[slice, ...]) -> tuple[Any, tuple[slice,
     relative = tuple(slice(0, r.stop - r.start) for r in region)
     if isinstance(source, np.ndarray):
         return source[region], relative
-    if _is_dask(source):
+    if is_dask(source):
         import dask
 
         (sub,) = dask.optimize(source[region])
