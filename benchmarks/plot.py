@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ OURS = "napari-zarrnii"
 #: Readable names of the metrics in the results files.
 LABELS = {
     "wall_s": "wall time",
+    "cpu_s": "CPU time",
     "open_s": "open (second in a session)",
     "first_open_s": "first open",
     "peak_rss_mib": "peak memory",
@@ -58,7 +60,8 @@ def load(folder: Path = RESULTS) -> dict[str, dict[str, Any]]:
     newest: dict[str, dict[str, Any]] = {}
     for path in sorted(folder.glob("*.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
-        name = data.get("benchmark") or path.stem.rsplit("-", 3)[0]
+        dated = re.match(r"(.+?)-\d{4}-\d{2}-\d{2}", path.stem)
+        name = data.get("benchmark") or (dated.group(1) if dated else path.stem)
         data["_file"] = path.name
         if name not in newest or str(data.get("date", "")) >= str(newest[name].get("date", "")):
             newest[name] = data

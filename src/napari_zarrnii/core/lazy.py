@@ -188,6 +188,15 @@ class LazyArray:
         """Storage chunk shape (the unit worth reading at once), or None."""
         return None
 
+    def uncached(self) -> Any:
+        """The array computations should read: ``self``, unless this array keeps a cache.
+
+        A computation (dask graph, pyramid writer) reads every chunk once; an array
+        that caches chunks for viewing returns the array beneath it here, so bulk
+        reads do not push out what a viewer needs.  :func:`as_dask` uses it.
+        """
+        return self
+
     # -- array protocol ------------------------------------------------------------------
     @property
     def ndim(self) -> int:
@@ -267,6 +276,13 @@ class LazyView(LazyArray):
 
     def __repr__(self) -> str:
         return f"LazyView(shape={self.shape}, dtype={self.dtype}, base={self.base!r})"
+
+    def uncached(self) -> Any:
+        """The same view of the base's :meth:`~LazyArray.uncached` array."""
+        source = self.base.uncached()
+        if source is self.base:
+            return self
+        return lazy_view(source, self.index)
 
     @property
     def chunks(self) -> tuple[int, ...] | None:
@@ -351,7 +367,7 @@ def with_chunk_errors(data: Any) -> Any:
 #: What decoding a damaged chunk raises: numcodecs and zarr's codecs raise ValueError
 #: (a truncated uncompressed chunk cannot be reshaped), RuntimeError (blosc, zstd),
 #: zlib.error or EOFError (gzip), TypeError; the store raises OSError.
-_CHUNK_ERRORS = (ValueError, TypeError, RuntimeError, OSError, EOFError, zlib.error)
+CHUNK_ERRORS = (ValueError, TypeError, RuntimeError, OSError, EOFError, zlib.error)
 
 #: How many chunks of a failed read are read one by one to find the damaged one.
 _MAX_CHUNKS_SEARCHED = 4096
@@ -385,7 +401,7 @@ def chunk_error(
     )
 
 
-def _store_name(array: Any) -> str:
+def zarr_store_name(array: Any) -> str:
     store = array.store_path.store
     root = getattr(store, "root", None)
     if root is not None:  # LocalStore
@@ -413,12 +429,12 @@ def read_zarr(array: Any, box: tuple[slice, ...]) -> np.ndarray:
         return np.asarray(array[box])
     except ZarrNiiError:
         raise
-    except _CHUNK_ERRORS as exc:
+    except CHUNK_ERRORS as exc:
         raise _locate_chunk_error(array, box, exc) from exc
 
 
 def _locate_chunk_error(array: Any, box: tuple[slice, ...], exc: BaseException) -> ChunkReadError:
-    store, path = _store_name(array), str(array.store_path.path)
+    store, path = zarr_store_name(array), str(array.store_path.path)
     grid = storage_chunks(array)
     if grid is None or len(grid) != len(box):
         return chunk_error(store, path, None, exc)
@@ -438,7 +454,7 @@ def _locate_chunk_error(array: Any, box: tuple[slice, ...], exc: BaseException) 
         )
         try:
             array[region]
-        except _CHUNK_ERRORS as inner:
+        except CHUNK_ERRORS as inner:
             return chunk_error(store, path, array.metadata.encode_chunk_key(coords), inner)
     return chunk_error(store, path, None, exc)
 
@@ -461,13 +477,15 @@ def read_region(data: Any, region: tuple[slice, ...], dtype: Any = None) -> np.n
     return np.asarray(block) if dtype is None else np.asarray(block, dtype=dtype)
 
 
-def storage_chunks(data: Any) -> tuple[int, ...] | None:
+def storage_chunks(data: Any, *, shards: bool = True) -> tuple[int, ...] | None:
     """The chunk shape worth reading ``data`` by: shards of a sharded zarr array, else chunks.
 
     Parameters
     ----------
     data
         A zarr array, a dask array, a :class:`LazyArray` or any array-like.
+    shards
+        False gives a sharded zarr array's inner chunks rather than its shards.
 
     Returns
     -------
@@ -476,7 +494,7 @@ def storage_chunks(data: Any) -> tuple[int, ...] | None:
     """
     zarr = sys.modules.get("zarr")
     if zarr is not None and isinstance(data, zarr.Array):
-        return tuple(int(c) for c in (data.shards or data.chunks))
+        return tuple(int(c) for c in ((data.shards if shards else None) or data.chunks))
     chunks = getattr(data, "chunks", None)
     if chunks is None:
         return None
@@ -525,12 +543,16 @@ def as_dask(data: Any) -> da.Array:
         A dask array (returned as is), a zarr array (read through :func:`read_zarr`
         by shard or chunk), or any array-like with ``shape``, ``dtype`` and
         ``__getitem__`` (``da.from_array`` with its storage chunks, else ``"auto"``).
+        A lazy array that caches chunks for viewing is read beneath its cache
+        (:meth:`LazyArray.uncached`).
     """
     import dask.array as da
     import zarr
 
     if isinstance(data, da.Array):
         return data
+    if isinstance(data, LazyArray):
+        data = data.uncached()
     chunks = storage_chunks(data)
     if chunks is not None and all(chunks):
         chunks = bounded_chunks(tuple(int(n) for n in data.shape), chunks)

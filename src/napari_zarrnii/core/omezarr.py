@@ -58,6 +58,9 @@ def _zip_store(src: str, mode: str) -> ZipStore:
 def open_group(source: Any, mode: Literal["r", "r+", "a", "w", "w-"] = "r") -> zarr.Group:
     """Open a zarr group (v2 or v3, local, URL or ``.ozx`` zip).
 
+    A URL is opened read-only through :func:`~.remote.remote_store` (time-outs, metadata
+    and encoded bytes kept in memory), as a group in one round trip.
+
     A zipped OME-Zarr (``.ozx``) opens read-only through zarr's ``ZipStore``; its root
     group is the root of the archive (RFC-9).
 
@@ -71,8 +74,20 @@ def open_group(source: Any, mode: Literal["r", "r+", "a", "w", "w-"] = "r") -> z
     """
     src = normalize_source(source)
     store: Any = _zip_store(src, mode) if is_zipped(src) else src
+    node: zarr.Group | zarr.Array
     try:
-        node = zarr.open(store, mode=mode) if mode == "r" else zarr.open_group(store, mode=mode)
+        if mode == "r" and is_url(src):
+            from .remote import remote_store
+
+            store = remote_store(src)
+            node = zarr.open_group(store, mode="r")
+        elif mode == "r":
+            node = zarr.open(store, mode=mode)
+        else:
+            node = zarr.open_group(store, mode=mode)
+    except zarr.errors.ContainsArrayError as exc:
+        _close(store)
+        raise NotOmeZarrError(f"{src}: is a zarr array, not an OME-Zarr image group") from exc
     except (
         FileNotFoundError,
         KeyError,
@@ -435,6 +450,10 @@ def _read_image(
         parent=parent,
         load=_parameter_loader(group, src),
     )
+    if is_url(src):  # one round trip for the metadata of every level
+        from .remote import fetch_metadata
+
+        fetch_metadata(group, parsed.paths)
     arrays = [
         _open_array(group, p, src, f"multiscales[{multiscale}].datasets[{i}].path")
         for i, p in enumerate(parsed.paths)
@@ -781,6 +800,11 @@ class PlateMosaic(LazyArray):
         self._tile_shape = tile_shape
         self.dtype = np.dtype(dtype)
         self.shape = (*tile_shape[:-2], grid[0] * tile_shape[-2], grid[1] * tile_shape[-1])
+
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        """One plane of one well: the unit a viewer reads and caches."""
+        return (*(1 for _ in self._tile_shape[:-2]), *self._tile_shape[-2:])
 
     def _read(self, box: tuple[slice, ...]) -> np.ndarray:
         # read the contiguous box tile by tile, then apply the steps

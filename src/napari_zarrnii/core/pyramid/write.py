@@ -308,7 +308,7 @@ def _write_into(
         codecs = resolve_compressor(plan.compressor, zarr_format, lplan.dtype.itemsize)
         for job in label_jobs[name] if name else jobs:
             array = _create_array(root, job.path, job.plan, lplan, codecs)
-            job.location = ArrayLocation(store, job.path, zarr_format, array)
+            job.location = ArrayLocation.of(store, job.path, array)
     runner.run(executor, jobs + [j for js in label_jobs.values() for j in js])
     # metadata last: the windows come from the coarsest level as written
     out_name = omero.get("name") if isinstance(omero, Mapping) else None
