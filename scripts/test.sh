@@ -6,6 +6,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 source scripts/_setup.sh testing
 .venv/bin/npe2 validate napari-zarrnii
+echo "==> type checking (mypy src)"
+.venv/bin/mypy src
 echo "==> running tests"
 set +e
 xvfb-run -a -s "-screen 0 1600x1200x24" .venv/bin/python -m pytest "$@"
