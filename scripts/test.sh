@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs everything (system packages, .venv, package with the test and docs extras),
-# builds the documentation site strictly (a warning fails), and runs the whole test
-# suite, GUI tests included, on a virtual X screen with Mesa GL.
+# type-checks src, builds the documentation site strictly (a warning fails), and runs
+# the whole test suite, GUI tests included, on a virtual X screen with Mesa GL.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 source scripts/_setup.sh testing,docs
 .venv/bin/npe2 validate napari-zarrnii
+echo "==> type checking (mypy src)"
+.venv/bin/mypy src
 echo "==> building the documentation site (mkdocs build --strict)"
 site="$(mktemp -d)"
 # not -q: mkdocs 1.6 drops warnings below ERROR when quiet, and --strict then passes them

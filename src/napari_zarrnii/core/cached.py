@@ -341,9 +341,10 @@ class CachedArray(LazyArray):
     def _read_or_error(self, box: tuple[slice, ...]) -> np.ndarray | BaseException:
         from .._errors import ChunkReadError
 
+        errors: tuple[type[BaseException], ...] = (ChunkReadError, *_read_errors())
         try:
             return self._base._checked_read(box)
-        except (ChunkReadError, *_read_errors()) as exc:
+        except errors as exc:
             return exc
 
     def _named(self, box: tuple[slice, ...], exc: BaseException) -> BaseException:

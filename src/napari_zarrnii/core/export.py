@@ -271,6 +271,6 @@ def _write_cells(
         dtype=np.int16,
         chunks=tuple(min(c, n) for c, n in zip(chunks, x.shape)),
     )
-    converted = x.map_blocks(_to_bdv_uint16, dtype=np.int16)
+    converted = da.map_blocks(_to_bdv_uint16, x, dtype=np.int16)
     # h5py is not thread safe: dask writes one block at a time under this lock
     da.store(converted, dset, lock=True)

@@ -230,7 +230,7 @@ def format_storage_report(rows: Sequence[StorageRow]) -> str:
         files, ratio.
     """
     header = ("level", "path", *StorageRow.QUANTITIES)
-    table = [header]
+    table: list[tuple[str, ...]] = [header]
     for r in rows:
         table.append(("" if r.level is None else str(r.level), r.path, *r.cells()))
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]

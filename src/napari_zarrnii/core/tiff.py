@@ -339,18 +339,18 @@ def _ome_metadata(
             sizes[name] = (value, unit)
     increment = _positive(pixels.get("TimeIncrement"))
     if increment is not None:
-        symbol = pixels.get("TimeIncrementUnit", "s")
+        symbol = pixels.get("TimeIncrementUnit") or "s"
         sizes["t"] = (increment, _TIME_UNITS.get(symbol))
     elements = pixels.findall("{*}Channel")
     for i, element in enumerate(elements):
-        name = element.get("Name")
+        label = element.get("Name")
         color = normalize_color(_int_or_none(element.get("Color")))
         if len(elements) == 1:  # one channel: no channel axis, white unless told
-            channels.append(ChannelInfo(label=name or "", color=color or "FFFFFF"))
+            channels.append(ChannelInfo(label=label or "", color=color or "FFFFFF"))
             continue
         channels.append(
             ChannelInfo(
-                label=name or f"channel {i}",
+                label=label or f"channel {i}",
                 color=color or default_channel_color(i, len(elements)),
             )
         )
