@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import zarr
+from _results import save_results
 
 CASES = {
     # tiny: what viewer.open itself costs (its "Opening Files" progress bar, two layers)
@@ -132,10 +133,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--peer", default="napari-ome-zarr")
+    parser.add_argument("--cases", nargs="*", default=list(CASES), help="names of CASES to run")
+    parser.add_argument("--json", type=Path, default=None, help="results file (default: dated)")
+    parser.add_argument(
+        "--provisional", action="store_true", help="mark the results file as a small run"
+    )
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, spec in CASES.items():
+        for name, spec in ((n, CASES[n]) for n in args.cases):
             path = Path(tmp) / f"{name.replace(' ', '_').replace('^', '')}.ome.zarr"
             make_store(path, **spec)
             result = {}
@@ -171,6 +177,25 @@ def main() -> None:
             f"| {name} | {fmt(ours)} | {fmt(peer)} | {ratio} "
             f"| {fmt(result['napari-zarrnii cold'])} | {fmt(result[args.peer + ' cold'])} |"
         )
+    results = [
+        {
+            "case": name,
+            "tool": tool,
+            "metrics": {
+                "open_s": _number(result[tool]),
+                "first_open_s": _number(result[tool + " cold"]),
+            },
+        }
+        for name, result in rows
+        for tool in ("napari-zarrnii", args.peer)
+    ]
+    settings = {"repeat": args.repeat, "floor_s": floor_s, "cases": args.cases}
+    saved = save_results("open", results, settings, out=args.json, provisional=args.provisional)
+    print(f"\nresults: {saved}")
+
+
+def _number(value: object) -> float | None:
+    return value if isinstance(value, float) else None
 
 
 if __name__ == "__main__":

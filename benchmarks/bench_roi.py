@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -28,7 +29,10 @@ import zarr
 from napari_zarrnii import ZarrNii
 from napari_zarrnii.core.model import Level
 from napari_zarrnii.core.omezarr import read_ome_zarr
-from napari_zarrnii.core.storage import CountingStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' helpers
+from _results import save_results
+from tests.helpers import CountingStore
 
 SIZE = 4096
 LEVELS = 6
@@ -146,6 +150,10 @@ def measure(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", type=Path, help="write the store here and keep it")
+    parser.add_argument("--json", type=Path, default=None, help="results file (default: dated)")
+    parser.add_argument(
+        "--provisional", action="store_true", help="mark the results file as a small run"
+    )
     args = parser.parse_args(argv)
     tmp = None
     if args.keep:
@@ -204,6 +212,21 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---:|---:|---:|")
     for r in rows:
         print(f"| {r['step']} | {r['wall_s']:.3f} | {r['peak_mib']:.1f} | {r['chunks']} |")
+    results = [
+        {
+            "case": r["step"],
+            "tool": "napari-zarrnii",
+            "metrics": {
+                "wall_s": r["wall_s"],
+                "peak_rss_mib": r["peak_mib"],
+                "chunks": r["chunks"],
+            },
+        }
+        for r in rows
+    ]
+    settings = {"size": SIZE, "levels": LEVELS, "chunk": CHUNK, "crop": CROP}
+    saved = save_results("roi", results, settings, out=args.json, provisional=args.provisional)
+    print(f"\nresults: {saved}")
 
 
 def measure_open(rows: list[dict[str, Any]], path: Path) -> tuple[ZarrNii, CountingStore]:

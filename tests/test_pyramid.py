@@ -891,7 +891,7 @@ def test_block_tasks_are_self_contained(tmp_path, monkeypatch):
 
         def submit(self, task):
             copy = pickle.loads(pickle.dumps(task))
-            assert copy.target._array is None  # opened from its store path
+            assert copy.target._opened is None  # opened from its store path
             shipped.append(len(pickle.dumps(task)))
             future = Future()
             future.set_result(run_block(copy))
@@ -916,3 +916,44 @@ def test_block_tasks_are_self_contained(tmp_path, monkeypatch):
         want = store_bytes(threaded)
         assert len(want) > 20
         assert store_bytes(pickled) == want
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_direct_chunk_writes_store_what_zarr_stores(tmp_path, monkeypatch, version):
+    """Chunks encoded in the worker hold the bytes zarr's own write path stores."""
+    from napari_zarrnii.core.pyramid import chunkio
+
+    shape = (2, 13, 37, 29)  # partial chunks at every end
+    cases = [
+        (np.uint16, "default"),
+        (np.uint8, "blosc-lz4:5"),
+        (np.float32, "zstd:3"),
+        (np.int64, "zstd:1"),
+        (np.uint16, None),
+    ]  # not gzip: its header holds the time of writing
+    for dtype, codec in cases:
+        data = random_data(shape, dtype)
+        data[:, :, :10] = 0  # some all-0 blocks, not written
+        image = make_image(data, "czyx")
+        kwargs = {"max_layer": 2, "chunks": 8, "ngff_version": version, "compressor": codec}
+        name = f"{np.dtype(dtype).name}-{codec}.zarr"
+        (tmp_path / "direct").mkdir(exist_ok=True)
+        (tmp_path / "zarr").mkdir(exist_ok=True)
+        used = []
+        original = chunkio.ChunkIO.for_array.__func__
+
+        def spy(cls, array, original=original, used=used):
+            io = original(cls, array)
+            used.append(io is not None)
+            return io
+
+        with monkeypatch.context() as m:
+            m.setattr(chunkio.ChunkIO, "for_array", classmethod(spy))
+            direct = write_pyramid(image, tmp_path / "direct" / name, **kwargs)
+        assert used and all(used), "direct chunk I/O not used"
+        with monkeypatch.context() as m:
+            m.setattr(chunkio.ChunkIO, "for_array", classmethod(lambda cls, array: None))
+            through_zarr = write_pyramid(image, tmp_path / "zarr" / name, **kwargs)
+        want = store_bytes(through_zarr)
+        assert store_bytes(direct) == want, (dtype, codec)
+        np.testing.assert_array_equal(np.asarray(read_ome_zarr(direct).levels[0].data), data)

@@ -24,16 +24,15 @@ from napari_zarrnii.core.model import Level
 from napari_zarrnii.core.omezarr import read_ome_zarr
 from napari_zarrnii.core.roi import (
     BoxError,
-    chunks_overlapping,
     crop_level,
     index_box,
     map_box_between_levels,
     physical_box,
     scale_box_power_of_two,
 )
-from napari_zarrnii.core.storage import CountingStore
 
 from .conftest import ramp, write_ngff_store
+from .helpers import CountingStore, chunks_overlapping
 
 skfilters = pytest.importorskip("skimage.filters")
 

@@ -3,6 +3,9 @@
 The public API imports neither napari nor Qt::
 
     from napari_zarrnii import ZarrNii
+
+Images opened in napari are read through one shared cache of decoded chunks;
+``set_cache_budget("2GiB")``, ``cache_info()`` and ``set_prefetch(False)`` tune it.
 """
 
 from __future__ import annotations
@@ -11,12 +14,15 @@ from ._errors import (
     BoxError,
     CancelledError,
     ChannelCountError,
+    ChannelMetadataError,
+    ChunkReadError,
     ClusterError,
     DestinationExistsError,
     InvalidMetadataError,
     MissingDependencyError,
     NiftiError,
     NotAnImageError,
+    NotDisplayableError,
     NoTissueError,
     NotOmeZarrError,
     ObjectStoreError,
@@ -35,6 +41,8 @@ __all__ = [
     "BoxError",
     "CancelledError",
     "ChannelCountError",
+    "ChannelMetadataError",
+    "ChunkReadError",
     "ClusterError",
     "DestinationExistsError",
     "InvalidMetadataError",
@@ -42,6 +50,7 @@ __all__ = [
     "NiftiError",
     "NoTissueError",
     "NotAnImageError",
+    "NotDisplayableError",
     "NotOmeZarrError",
     "ObjectStoreError",
     "ReadOnlyStoreError",
@@ -50,6 +59,9 @@ __all__ = [
     "ZarrNii",
     "ZarrNiiError",
     "__version__",
+    "cache_info",
+    "set_cache_budget",
+    "set_prefetch",
 ]
 
 
@@ -58,4 +70,12 @@ def __getattr__(name: str):  # lazy: keeps `import napari_zarrnii` (and napari s
         from ._zarrnii import ZarrNii
 
         return ZarrNii
+    if name in ("cache_info", "set_cache_budget"):
+        from .core import cache
+
+        return getattr(cache, name)
+    if name == "set_prefetch":
+        from .core.prefetch import set_prefetch
+
+        return set_prefetch
     raise AttributeError(f"module 'napari_zarrnii' has no attribute {name!r}")

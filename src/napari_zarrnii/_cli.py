@@ -1,13 +1,16 @@
-"""The ``napari-zarrnii`` command line: ``info``, ``convert`` and ``crop``.
+"""The ``napari-zarrnii`` command line: ``info``, ``convert``, ``crop`` and ``sample``.
 
 Each subcommand is an ``add_<name>_parser(subparsers)`` function that registers its
 arguments and sets ``func`` to a ``cmd_<name>(args) -> int`` function; add a
 subcommand by writing both and listing the first in :data:`SUBCOMMANDS`.
 
 Errors of this package (:class:`~napari_zarrnii.ZarrNiiError`: missing file, not an
-image, destination exists, bad box, no scheduler, ...) print one line on stderr and
-exit with status 2, without a traceback; other exceptions are bugs and keep their
-traceback.
+image, destination exists, bad box, no scheduler, unreachable object store, ...)
+print one line on stderr and exit with status 2, without a traceback; other exceptions
+are bugs and keep their traceback.  Options are checked here, before any work starts,
+so that their errors name the flag (``--bbox``, ``--level``, ``--overwrite``); what
+only the library can check keeps the library's words.  Output cut short by the reader
+(``info PATH | head``) ends quietly with status 141, as other command-line tools do.
 
 Paths may be object-store URLs (``s3://bucket/image.ome.zarr``): credentials and
 endpoint come from the environment (``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_URL``, ...)
@@ -21,12 +24,14 @@ import argparse
 import contextlib
 import json
 import logging
+import math
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._errors import ZarrNiiError
+from ._errors import BoxError, DestinationExistsError, SelectionError, ZarrNiiError
 
 __all__ = [
     "SUBCOMMANDS",
@@ -34,6 +39,7 @@ __all__ = [
     "cmd_convert",
     "cmd_crop",
     "cmd_info",
+    "cmd_sample",
     "main",
     "parse_storage_options",
 ]
@@ -112,16 +118,24 @@ def _fmt_tuple(values: Sequence[Any] | None, sep: str = "x") -> str:
 
 
 class _Progress:
-    """A tqdm bar fed by ``progress(done, total, message)`` callbacks."""
+    """A tqdm bar fed by ``progress(done, total, message)`` callbacks.
+
+    The bar appears with the first report, so a write refused before it starts
+    (destination exists, bad option) prints no empty bar.
+    """
 
     def __init__(self, enabled: bool, desc: str) -> None:
-        from tqdm import tqdm
-
-        self._bar = tqdm(
-            total=0, unit="block", desc=desc, disable=not enabled, file=sys.stderr, leave=True
-        )
+        self._enabled = enabled
+        self._desc = desc
+        self._bar: Any = None
 
     def __call__(self, done: int, total: int, message: str) -> None:
+        if not self._enabled:
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, unit="block", desc=self._desc, file=sys.stderr)
         if self._bar.total != total:
             self._bar.total = total
         self._bar.n = done
@@ -130,7 +144,33 @@ class _Progress:
         self._bar.refresh()
 
     def close(self) -> None:
-        self._bar.close()
+        if self._bar is not None:
+            self._bar.close()
+
+
+class _LazyChoices(Sequence[str]):
+    """Choices imported on first use: ``--help`` stays fast without the pyramid code."""
+
+    def __init__(self, load: Callable[[], Sequence[str]]) -> None:
+        self._load = load
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._load()[index]
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._load()
+
+
+def _scaling_methods() -> Sequence[str]:
+    from .core.pyramid.kernels import SCALING_METHODS
+
+    return SCALING_METHODS
 
 
 # ---------------------------------------------------------------------------------------
@@ -260,7 +300,7 @@ def _add_write_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--method",
         default="local_mean",
-        choices=("local_mean", "nearest", "mode", "max", "min"),
+        choices=_LazyChoices(_scaling_methods),
         help="downsampling method (default local_mean)",
     )
     from .core.ngff import DEFAULT_NGFF_VERSION, WRITABLE_VERSIONS
@@ -334,23 +374,56 @@ def add_convert_parser(sub: Any) -> None:
     p.set_defaults(func=cmd_convert)
 
 
-def _write(z: Any, output: str, args: argparse.Namespace, client: Any = None) -> Path | str:
+def _destination(output: str, overwrite: bool) -> Any:
+    """The resolved destination, refused before any work if it exists (unless --overwrite).
+
+    A URL is checked by the writer, before it writes anything: that needs its
+    filesystem options.
+    """
     from .core.io import resolve_destination
 
-    if resolve_destination(output).format.key == "nifti":
-        return z.to_nifti(output, overwrite=args.overwrite, client=client)
+    dest = resolve_destination(output, overwrite=overwrite)
+    if not overwrite and not dest.is_remote and os.path.lexists(dest.location):
+        raise DestinationExistsError(dest.location)
+    return dest
+
+
+def _axis_values(flag: str, values: Sequence[int] | None, image: Any) -> Any:
+    """``--chunks``-style values: one for every spatial axis, one per spatial axis, or per axis."""
+    if values is None:
+        return None
+    spatial = [image.axis_names[i] for i in image.spatial_axes]
+    if any(v < 1 for v in values):
+        raise ValueError(f"{flag}: values must be 1 or more, got {' '.join(map(str, values))}")
+    if len(values) == 1:
+        return int(values[0])
+    if len(values) not in (len(spatial), image.ndim):
+        raise ValueError(
+            f"{flag}: {len(values)} values; give one for every spatial axis, one per spatial "
+            f"axis ({' '.join(spatial)}) or one per axis ({' '.join(image.axis_names)})"
+        )
+    return tuple(int(v) for v in values)
+
+
+def _write(z: Any, dest: Any, args: argparse.Namespace, client: Any = None) -> Path | str:
+    if dest.format.key == "nifti":
+        return z.to_nifti(dest.location, overwrite=args.overwrite, client=client)
+    image = z.image
+    factors = _axis_values("--downsample-factors", args.downsample_factors, image)
+    chunks = _axis_values("--chunks", args.chunks, image)
+    shards = _axis_values("--shards", args.shards, image)
     storage: dict[str, Any] = parse_storage_options(args.storage_option)
     if args.compressor is not None:
         storage["compressor"] = None if args.compressor.lower() == "none" else args.compressor
     bar = _Progress(not args.no_progress, "writing")
     try:
         return z.to_ome_zarr(
-            output,
+            dest.location,
             max_layer=args.max_layer,
             scaling_method=args.method,
-            downsample_factors=tuple(args.downsample_factors) if args.downsample_factors else None,
-            chunks=tuple(args.chunks) if args.chunks else None,
-            shards=tuple(args.shards) if args.shards else None,
+            downsample_factors=factors,
+            chunks=chunks,
+            shards=shards,
             storage_options=storage or None,
             ngff_version=args.ngff_version,
             overwrite=args.overwrite,
@@ -361,11 +434,38 @@ def _write(z: Any, output: str, args: argparse.Namespace, client: Any = None) ->
         bar.close()
 
 
+def _report_labels(z: Any, dest: Any, verb: str) -> None:
+    """Say which label images go with the image (those on its grid) and which do not."""
+    if dest.format.key == "nifti":
+        return
+    written = z.label_names
+    for name in z.image.labels:
+        if name in written:
+            _out(f"label image '{name}': {verb}")
+        else:
+            _out(f"label image '{name}': not written (not on the grid of level {z.level})")
+
+
+def _level(z: Any, level: int | None, default: int, path: str) -> Any:
+    """Level ``level`` of ``z`` (``--level``), refused in the option's words."""
+    n = z.num_levels
+    chosen = default if level is None else level
+    if not -n <= chosen < n:
+        have = "a single level (0)" if n == 1 else f"{n} levels (0 to {n - 1}, or -1 to -{n})"
+        raise SelectionError(f"--level {chosen}: {path} has {have}")
+    return z.get_level(chosen)
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     """Convert ``args.input`` to ``args.output``."""
-    z = _open(args.input, parse_storage_options(args.storage_option)).get_level(args.level)
+    if args.max_layer < 0:
+        raise ValueError(f"--max-layer: must be 0 or more, got {args.max_layer}")
+    options = parse_storage_options(args.storage_option)
+    dest = _destination(args.output, args.overwrite)
+    z = _level(_open(args.input, options), args.level, 0, args.input)
     with _cluster(args.scheduler) as client:
-        out = _write(z, args.output, args, client)
+        out = _write(z, dest, args, client)
+    _report_labels(z, dest, "written with the image")
     _out(f"wrote {out}")
     return 0
 
@@ -380,7 +480,9 @@ def add_crop_parser(sub: Any) -> None:
         help="crop full resolution to a box chosen at any level",
         description="Crop level 0 to a bounding box given (--bbox) or found (--tissue) at "
         "--level, mapped to level 0 through physical space; write the crop as "
-        "OME-Zarr, or NIfTI when OUT ends in .nii/.nii.gz.",
+        "OME-Zarr, or NIfTI when OUT ends in .nii/.nii.gz.  A box reaching beyond the "
+        "level is clipped to it (with a note); a box outside it is refused.  Label "
+        "images on the grid of level 0 are cropped with the image (OME-Zarr output).",
     )
     p.add_argument("input", help="OME-Zarr store (folder, .ozx or URL) or NIfTI file")
     p.add_argument(
@@ -416,42 +518,142 @@ def add_crop_parser(sub: Any) -> None:
     p.set_defaults(func=cmd_crop)
 
 
+def _bbox(values: Sequence[float], at_level: Any) -> list[tuple[float, float]]:
+    """``--bbox`` as (min, max) per spatial axis of ``at_level``, clipped to it (with a note).
+
+    Raises
+    ------
+    BoxError
+        Another number of values than two per spatial axis, a min not below its max,
+        or a box that misses the level entirely.
+    """
+    names = at_level.spatial_dims
+    n = len(names)
+    order = " ".join([f"{a}min" for a in names] + [f"{a}max" for a in names])
+    if len(values) != 2 * n:
+        raise BoxError(f"--bbox needs {2 * n} values ({order}), got {len(values)}")
+    if not all(math.isfinite(v) for v in values):
+        raise BoxError(f"--bbox values must be finite numbers, got {_fmt_values(values)}")
+    pairs = list(zip(values[:n], values[n:]))
+    bad = [f"{a}min {lo:g} >= {a}max {hi:g}" for a, (lo, hi) in zip(names, pairs) if lo >= hi]
+    if bad:
+        raise BoxError(f"--bbox: {', '.join(bad)} (the order is {order})")
+    shape = [at_level.shape[i] for i in at_level.image.spatial_axes]
+    size = "x".join(map(str, shape))
+    outside = [a for a, (lo, hi), s in zip(names, pairs, shape) if hi <= 0 or lo >= s]
+    if outside:
+        raise BoxError(
+            f"--bbox {_fmt_box(pairs)} lies outside level {at_level.level} (shape {size}) "
+            f"along {', '.join(outside)}"
+        )
+    clipped = [(max(lo, 0.0), min(hi, float(s))) for (lo, hi), s in zip(pairs, shape)]
+    if clipped != pairs:
+        _note(
+            f"--bbox {_fmt_box(pairs)} reaches beyond level {at_level.level} (shape {size}); "
+            f"clipped to {_fmt_box(clipped)}"
+        )
+    return clipped
+
+
 def cmd_crop(args: argparse.Namespace) -> int:
     """Crop level 0 of ``args.input`` and write it to ``args.output``."""
-    from .core.roi import BoxError
-
-    z = _open(args.input, parse_storage_options(args.storage_option))
-    level = args.level if args.level is not None else (-1 if args.tissue else 0)
-    at_level = z.get_level(level)
-    n = len(at_level.voxel_size)
+    if args.max_layer < 0:
+        raise ValueError(f"--max-layer: must be 0 or more, got {args.max_layer}")
+    if args.threshold is not None and not math.isfinite(args.threshold):
+        raise ValueError(f"--threshold must be a finite number, got {args.threshold}")
+    options = parse_storage_options(args.storage_option)
+    dest = _destination(args.output, args.overwrite)
+    z = _open(args.input, options)
+    at_level = _level(z, args.level, -1 if args.tissue else 0, args.input)
     if args.tissue:
         bounds = at_level.find_tissue_bounds(args.threshold)
     else:
-        if len(args.bbox) != 2 * n:
-            raise BoxError(
-                f"--bbox needs {2 * n} values (min then max per spatial axis "
-                f"{at_level.spatial_dims}), got {len(args.bbox)}"
-            )
-        bounds = list(zip(args.bbox[:n], args.bbox[n:]))
-    full = at_level.map_bounds_to_level(bounds, 0)
+        bounds = _bbox(args.bbox, at_level)
     _out(f"box at level {at_level.level}: {_fmt_box(bounds)}")
-    _out(f"box at level 0: {_fmt_box(full)}")
+    full = at_level.map_bounds_to_level(bounds, 0)
+    if at_level.level != 0:
+        _out(f"box at level 0: {_fmt_box(full)}")
     crop = z.get_level(0).crop_with_bounding_box(full)
     with _cluster(args.scheduler) as client:
-        out = _write(crop, args.output, args, client)
+        out = _write(crop, dest, args, client)
+    _report_labels(crop, dest, "cropped with the image")
     _out(f"wrote {out}")
     return 0
+
+
+def _fmt_values(values: Sequence[float]) -> str:
+    return " ".join(f"{v:g}" for v in values)
 
 
 def _fmt_box(bounds: Sequence[tuple[float, float]]) -> str:
     return " ".join(f"{lo:g}:{hi:g}" for lo, hi in bounds)
 
 
+def _note(text: str) -> None:
+    sys.stderr.write(f"note: {text}\n")
+
+
+# ---------------------------------------------------------------------------------------
+# sample
+# ---------------------------------------------------------------------------------------
+def add_sample_parser(sub: Any) -> None:
+    """Register ``sample OUT [--shape Z Y X] [--max-layer N]``."""
+    p = sub.add_parser(
+        "sample",
+        help="write a generated sample image to try the other commands on",
+        description="Write the generated sample (the one of File > Open Sample): a "
+        "two-channel 3-D image (DAPI, GFP) with a label image 'cells', as a multiscale "
+        "OME-Zarr.  Nothing is downloaded.",
+    )
+    p.add_argument("output", help="destination .ome.zarr")
+    p.add_argument(
+        "--shape",
+        type=int,
+        nargs=3,
+        metavar=("Z", "Y", "X"),
+        default=(32, 192, 192),
+        help="level-0 shape (default 32 192 192)",
+    )
+    p.add_argument("--max-layer", type=int, default=2, help="coarsest level written (default 2)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sample)
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    """Write the generated sample to ``args.output``."""
+    if any(n < 1 for n in args.shape):
+        raise ValueError(f"--shape: sizes must be 1 or more, got {_fmt_values(args.shape)}")
+    if args.max_layer < 0:
+        raise ValueError(f"--max-layer: must be 0 or more, got {args.max_layer}")
+    dest = _destination(args.output, args.overwrite)
+    if dest.format.key != "ome-zarr":
+        raise ValueError(f"{args.output}: the sample is written as OME-Zarr (.ome.zarr)")
+    from .core.io import save_image
+    from .core.sample import make_sample_image
+
+    image = make_sample_image(shape=tuple(args.shape), n_levels=1)
+    bar = _Progress(not args.no_progress, "writing")
+    try:
+        out = save_image(image, dest, max_layer=args.max_layer, progress=bar)
+    finally:
+        bar.close()
+    for name in image.labels:
+        _out(f"label image '{name}': written with the image")
+    _out(f"wrote {out}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------
 # entry point
 # ---------------------------------------------------------------------------------------
 #: Functions registering one subcommand each, in the order ``--help`` lists them.
-SUBCOMMANDS: list[Callable[[Any], None]] = [add_info_parser, add_convert_parser, add_crop_parser]
+SUBCOMMANDS: list[Callable[[Any], None]] = [
+    add_info_parser,
+    add_convert_parser,
+    add_crop_parser,
+    add_sample_parser,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -473,7 +675,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 2 error).
+    """Run the command line; returns the exit status.
+
+    0 on success, 2 for an error of the input or the options (one line on stderr),
+    130 when interrupted, 141 when the reader of the output went away (``| head``).
 
     Parameters
     ----------
@@ -485,14 +690,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141
+    except DestinationExistsError as exc:
+        hint = "; add --overwrite to replace it" if exc.replaceable else ""
+        return _error(args.command, f"{exc.path}: {exc.problem}{hint}")
     except (ZarrNiiError, ValueError, OSError) as exc:
         # bad input or parameters, a missing file: one line, no traceback
-        sys.stderr.write(f"napari-zarrnii {args.command}: error: {exc}\n")
-        return 2
+        return _error(args.command, str(exc))
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
+
+
+def _error(command: str, message: str) -> int:
+    sys.stderr.write(f"napari-zarrnii {command}: error: {message}\n")
+    return 2
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the flush at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout without a descriptor (tests)
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -43,13 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         ", ".join(layer.name for layer in layers),
     )
     viewer.window.add_plugin_dock_widget("napari-zarrnii", "Crop ROI to full resolution")
+    # The dock narrows the canvas only once Qt has laid the window out again: fit the
+    # view after that, or the image is fitted to the wider canvas and cut at the right.
+    _settle()
     viewer.reset_view()
+    _settle()
     if args.screenshot:
-        from qtpy.QtWidgets import QApplication
-
-        for _ in range(20):
-            QApplication.processEvents()
-            time.sleep(0.05)
         shot = Path(args.screenshot)
         shot.parent.mkdir(parents=True, exist_ok=True)
         viewer.screenshot(str(shot), canvas_only=False)
@@ -58,6 +57,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     napari.run()
     return 0
+
+
+def _settle(rounds: int = 20) -> None:
+    """Let Qt process pending layout and paint events."""
+    from qtpy.QtWidgets import QApplication
+
+    for _ in range(rounds):
+        QApplication.processEvents()
+        time.sleep(0.05)
 
 
 if __name__ == "__main__":

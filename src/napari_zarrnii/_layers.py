@@ -3,7 +3,10 @@
 :func:`image_to_layer_data` turns a :class:`~.core.model.MultiscaleImage` into napari
 ``LayerDataTuple`` s (one image layer per channel, one labels layer per label image);
 :func:`layers_to_image` does the reverse for the writer and the widgets.  Layer data
-are the lazy arrays of the model (zarr arrays or thin views of them), never a copy.
+are the lazy arrays of the model, never a copy: stored levels (zarr arrays, plate
+mosaics) are read through the shared chunk cache (:mod:`.core.cached`), which also
+reads ahead of the view (:mod:`.core.prefetch`); :func:`layers_to_image` hands the
+arrays beneath the cache back, so saving a layer does not flush what is on screen.
 """
 
 from __future__ import annotations
@@ -15,17 +18,27 @@ from typing import Any
 
 import numpy as np
 
-from .core.lazy import select_index
+from .core.lazy import LazyArray, select_index, with_chunk_errors
 from .core.model import (
     Axis,
     ChannelInfo,
     Level,
     MultiscaleImage,
     Window,
+    axis_type_of,
     integer_factor,
 )
 
-__all__ = ["colormap_for", "contrast_limits_for", "image_to_layer_data", "layers_to_image"]
+__all__ = [
+    "MAX_PLANE_BYTES",
+    "MAX_PLANE_CHUNKS",
+    "check_displayable",
+    "colormap_for",
+    "contrast_limits_for",
+    "data_contrast_limits",
+    "image_to_layer_data",
+    "layers_to_image",
+]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +63,10 @@ def colormap_for(color: str) -> str:
     return _NAMED.get(color.upper(), f"#{color.lower()}")
 
 
+#: A coarsest level up to this many elements per channel is read whole for contrast.
+CONTRAST_SAMPLE = 1 << 20
+
+
 def contrast_limits_for(info: ChannelInfo, dtype: Any) -> tuple[float, float]:
     """Contrast limits without reading data: the omero window, else the dtype range."""
     if info.window is not None and info.window.end > info.window.start:
@@ -59,6 +76,41 @@ def contrast_limits_for(info: ChannelInfo, dtype: Any) -> tuple[float, float]:
         ii = np.iinfo(dt)
         return float(ii.min), float(ii.max)
     return 0.0, 1.0
+
+
+def data_contrast_limits(data: Any) -> tuple[float, float] | None:
+    """Contrast limits from the data of a (coarsest) level: its minimum and maximum.
+
+    As napari does for multiscale data (``calc_data_range`` of the coarsest level):
+    a level of at most :data:`CONTRAST_SAMPLE` elements is read whole; a larger one
+    through a central patch of its middle plane of about that many elements.  NaNs
+    are ignored; a constant image gets ``(min(v, 0), max(v, 1))``.  None when there
+    is nothing to read (empty, or all NaN).
+    """
+    shape = tuple(int(n) for n in data.shape)
+    if not shape or math.prod(shape) == 0:
+        return None
+    if math.prod(shape) <= CONTRAST_SAMPLE:
+        key: tuple[Any, ...] = tuple(slice(None) for _ in shape)
+    else:  # middle plane, central patch of the last two axes
+        side = math.isqrt(CONTRAST_SAMPLE)
+        key = tuple(n // 2 for n in shape[:-2]) + tuple(
+            slice(max(0, n // 2 - side // 2), max(0, n // 2 - side // 2) + side)
+            for n in shape[-2:]
+        )
+    values = np.asarray(data[key])
+    if values.size == 0:
+        return None
+    if np.issubdtype(values.dtype, np.floating):
+        finite = values[np.isfinite(values)]
+        if finite.size == 0:
+            return None
+        lo, hi = float(finite.min()), float(finite.max())
+    else:
+        lo, hi = float(values.min()), float(values.max())
+    if lo == hi:
+        return min(lo, 0.0), max(hi, 1.0)
+    return lo, hi
 
 
 def _drop(values: Sequence[Any], axis: int | None) -> list[Any]:
@@ -134,9 +186,33 @@ def _spatial_kwargs(image: MultiscaleImage, drop_axis: int | None) -> dict[str, 
     return kwargs
 
 
-def _level_data(image: MultiscaleImage, axis: int | None, index: int) -> Any:
-    data = [_take(lvl.data, axis, index) for lvl in image.levels]
+def _viewed_levels(image: MultiscaleImage) -> list[Any]:
+    """The image's levels as the viewer reads them: through the shared chunk cache."""
+    from .core.cached import cached_levels
+
+    levels = cached_levels(
+        [lvl.data for lvl in image.levels],
+        source=image.source or image.name or "",
+        channel_axis=image.channel_axis,
+    )
+    # a zarr level the cache does not take still names its damaged chunks
+    return [with_chunk_errors(lvl) for lvl in levels]
+
+
+def _level_data(levels: Sequence[Any], axis: int | None, index: int) -> Any:
+    data = [_take(lvl, axis, index) for lvl in levels]
     return data if len(data) > 1 else data[0]
+
+
+def _cache_metadata(levels: Sequence[Any]) -> dict[str, Any] | None:
+    from .core.cached import CachedArray
+
+    if not any(isinstance(lvl, CachedArray) for lvl in levels):
+        return None
+    from .core.cache import chunk_cache
+    from .core.prefetch import prefetcher
+
+    return {**chunk_cache().describe(), "prefetch": prefetcher().enabled}
 
 
 def image_to_layer_data(image: MultiscaleImage, *, with_labels: bool = True) -> list[tuple]:
@@ -145,12 +221,22 @@ def image_to_layer_data(image: MultiscaleImage, *, with_labels: bool = True) -> 
     Every level becomes a level of one napari multiscale layer; names, colours,
     contrast limits and visibility come from ``omero``; scale, translation, axis
     labels and units from the multiscale metadata.  Nothing is read.
+
+    Raises
+    ------
+    NotDisplayableError
+        napari cannot show the image or one of its labels (see :func:`check_displayable`).
     """
+    check_displayable(image)
+    for label in image.labels.values() if with_labels else ():
+        check_displayable(label)
     if image.is_label:
         return [_labels_layer(image, image.name or "labels")]
     axis = image.channel_axis
     infos = image.channel_infos()
     base_name = image.name or (image.source or "image").rstrip("/").rsplit("/", 1)[-1]
+    levels = _viewed_levels(image)
+    cache = _cache_metadata(levels)
     layers: list[tuple] = []
     for c, info in enumerate(infos):
         if len(infos) > 1:
@@ -165,26 +251,92 @@ def image_to_layer_data(image: MultiscaleImage, *, with_labels: bool = True) -> 
             "window": None if info.window is None else vars(info.window),
             "active": info.active,
         }
+        if cache is not None:
+            metadata["napari_zarrnii"]["cache"] = dict(cache)
+        data = _level_data(levels, axis, c)
         kwargs: dict[str, Any] = {
             "name": name,
             "colormap": colormap_for(info.color),
-            "contrast_limits": contrast_limits_for(info, image.dtype),
+            "contrast_limits": _contrast_limits(info, data, image.dtype),
             "visible": info.active,
             "multiscale": image.num_levels > 1,
             "metadata": metadata,
             "blending": "additive" if len(infos) > 1 else "translucent",
             **_spatial_kwargs(image, axis),
         }
-        layers.append((_level_data(image, axis, c), kwargs, "image"))
+        layers.append((data, kwargs, "image"))
     if with_labels:
         for label_name, label in image.labels.items():
             layers.append(_labels_layer(label, label_name))
     return layers
 
 
+#: napari reads one whole plane (the last two axes) of a layer's coarsest level to show
+#: it and to draw its thumbnail.  Above these the image is refused rather than read:
+#: zarr keeps about 2 KiB of bookkeeping per chunk of a read, so a plane of millions of
+#: tiny chunks takes gigabytes before one voxel is shown.
+MAX_PLANE_CHUNKS = 2**16
+MAX_PLANE_BYTES = 2**30
+
+
+def check_displayable(image: MultiscaleImage) -> None:
+    """Refuse, before napari tries, an image napari cannot show or cannot show in bounds.
+
+    Raises
+    ------
+    NotDisplayableError
+        Complex (or non-numeric) voxels; fewer than two axes once the channel axis is
+        split off; or a coarsest level one plane of which spans more than
+        :data:`MAX_PLANE_CHUNKS` stored chunks or :data:`MAX_PLANE_BYTES` bytes.  The
+        message names the path and says how to convert the image.
+    """
+    from ._errors import NotDisplayableError
+    from .core.lazy import storage_chunks
+
+    where = image.source or image.name or "image"
+    dtype = image.dtype
+    if dtype.kind not in "biuf":
+        raise NotDisplayableError(
+            f"{where}: voxels of type {dtype} cannot be shown by napari; read it with "
+            "ZarrNii and write a real-valued image (e.g. numpy.abs of the voxels) to show"
+        )
+    shown = [a.name for i, a in enumerate(image.axes) if i != image.channel_axis]
+    if len(shown) < 2:
+        raise NotDisplayableError(
+            f"{where}: napari shows images of 2 or more dimensions; this one has "
+            f"{len(shown)} ({', '.join(shown) or 'none'}) besides its channels"
+        )
+    coarsest = image.levels[-1]
+    shape = coarsest.shape[-2:]
+    chunks = storage_chunks(coarsest.data) or coarsest.shape
+    n_chunks = math.prod(-(-n // max(int(c), 1)) for n, c in zip(shape, chunks[-2:]))
+    n_bytes = math.prod(shape) * dtype.itemsize
+    if n_chunks > MAX_PLANE_CHUNKS or n_bytes > MAX_PLANE_BYTES:
+        raise NotDisplayableError(
+            f"{where}: level '{coarsest.path}', the coarsest, is too large to show: one "
+            f"{'x'.join(map(str, shape))} plane spans {n_chunks} chunks and {n_bytes} bytes "
+            f"(napari reads a whole plane; limits {MAX_PLANE_CHUNKS} chunks, "
+            f"{MAX_PLANE_BYTES} bytes); write a pyramid first: "
+            "napari-zarrnii convert IN OUT.ome.zarr"
+        )
+
+
+def _contrast_limits(info: ChannelInfo, data: Any, dtype: Any) -> tuple[float, float]:
+    """The omero window (nothing read); else the range of the coarsest level's data."""
+    if info.window is not None and info.window.end > info.window.start:
+        return float(info.window.start), float(info.window.end)
+    coarsest = data[-1] if isinstance(data, list) else data
+    found = data_contrast_limits(coarsest)
+    return found if found is not None else contrast_limits_for(info, dtype)
+
+
 def _labels_layer(label: MultiscaleImage, name: str) -> tuple:
     axis = label.channel_axis  # label images may keep a channel axis of size 1
     metadata = _base_metadata(label)
+    levels = _viewed_levels(label)
+    cache = _cache_metadata(levels)
+    if cache is not None:
+        metadata["napari_zarrnii"]["cache"] = cache
     kwargs: dict[str, Any] = {
         "name": name,
         "multiscale": label.num_levels > 1,
@@ -202,7 +354,7 @@ def _labels_layer(label: MultiscaleImage, name: str) -> tuple:
         for key in keys:
             props[key] = [p.get(key) for p in label.label_properties]
         kwargs["features"] = props
-    return (_level_data(label, axis, 0), kwargs, "labels")
+    return (_level_data(levels, axis, 0), kwargs, "labels")
 
 
 # -- napari layers -> model (writer, widgets) ---------------------------------------------
@@ -218,11 +370,14 @@ def _as_tuple(layer: Any) -> tuple[Any, dict[str, Any], str]:
 
 
 def _levels_of(data: Any, meta: dict[str, Any]) -> list[Any]:
+    """A layer's levels, read beneath the viewer's chunk cache."""
     if meta.get("multiscale") or (
         isinstance(data, (list, tuple)) and len(data) > 0 and hasattr(data[0], "shape")
     ):
-        return list(data)
-    return [data]
+        levels = list(data)
+    else:
+        levels = [data]
+    return [lvl.uncached() if isinstance(lvl, LazyArray) else lvl for lvl in levels]
 
 
 def _axes_from_meta(meta: dict[str, Any], ndim: int) -> tuple[Axis, ...]:
@@ -243,7 +398,7 @@ def _axes_from_meta(meta: dict[str, Any], ndim: int) -> tuple[Axis, ...]:
     units = list(meta.get("units") or [])
     axes = []
     for i, n in enumerate(names):
-        kind = {"t": "time", "c": "channel"}.get(n.lower(), "space")
+        kind = axis_type_of(n.lower())
         text = str(units[i]) if i < len(units) and units[i] is not None else ""
         unit = None if text in ("pixel", "dimensionless", "") else text
         axes.append(Axis(n, kind, unit))
@@ -297,6 +452,23 @@ def _placement(
     """
     scale = np.asarray(meta.get("scale", [1.0] * ndim), dtype=float)
     translate = np.asarray(meta.get("translate", [0.0] * ndim), dtype=float)
+    for what, values in (("scale", scale), ("translate", translate)):
+        zero_ok = what == "translate"
+        if (
+            values.shape != (ndim,)
+            or not np.all(np.isfinite(values))
+            or (not zero_ok and np.any(values == 0))
+        ):
+            from ._errors import InvalidMetadataError
+
+            need = "finite numbers" if zero_ok else "non-zero finite numbers"
+            shown = ", ".join(f"{v:g}" for v in values.ravel())
+            raise InvalidMetadataError(
+                f"layer '{name}'",
+                what,
+                f"({shown}) must be {ndim} {need}, one per axis",
+                kind="layer",
+            )
     affine = np.asarray(meta.get("affine", np.eye(ndim + 1)), dtype=float)
     linear = _linear(meta, ndim, name)
     world = None if np.allclose(affine, np.eye(ndim + 1)) else affine

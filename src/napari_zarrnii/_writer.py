@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ._errors import DestinationExistsError
 from ._layers import layers_to_image
 from .core.io import ome_zarr_format, save_image
 from .core.model import MultiscaleImage
@@ -29,10 +30,21 @@ log = logging.getLogger(__name__)
 
 def _write(path: str, image: MultiscaleImage, version: str = DEFAULT_NGFF_VERSION) -> list[str]:
     fmt = ome_zarr_format(path)
-    if image.num_levels > 1:
-        out = save_image(image, path, format=fmt, keep_levels=True, ngff_version=version)
-    else:
-        out = save_image(image, path, format=fmt, max_layer="auto", ngff_version=version)
+    try:
+        if image.num_levels > 1:
+            out = save_image(image, path, format=fmt, keep_levels=True, ngff_version=version)
+        else:
+            out = save_image(image, path, format=fmt, max_layer="auto", ngff_version=version)
+    except DestinationExistsError as exc:
+        if not exc.replaceable:
+            raise
+        # napari's Save dialog cannot say overwrite=True: tell what the user can do
+        raise DestinationExistsError(
+            exc.path,
+            "already exists and is not replaced from napari; choose another name or "
+            "delete it first",
+            replaceable=False,
+        ) from exc
     log.info("saved %s", out)
     return [str(out)]
 

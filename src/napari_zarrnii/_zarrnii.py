@@ -32,7 +32,13 @@ import numpy as np
 
 from ._errors import SelectionError, ZarrNiiError
 from .core.io import check_omero_channels, format_of, ome_zarr_format, open_image, save_image
-from .core.lazy import as_dask, select_index, select_indices, storage_chunks
+from .core.lazy import (
+    as_dask,
+    select_index,
+    select_indices,
+    storage_chunks,
+    with_chunk_errors,
+)
 from .core.mask import (
     apply_mask,
     find_tissue_bounds,
@@ -41,20 +47,26 @@ from .core.mask import (
     tissue_mask,
 )
 from .core.model import (
-    DEFAULT_CHANNEL_COLORS,
     Axis,
     ChannelInfo,
     Level,
     MultiscaleImage,
+    axis_type_of,
+    default_channel_color,
 )
 from .core.ngff import DEFAULT_NGFF_VERSION, emit_image_attrs, ngff_attrs
-from .core.roi import BoxError, crop_level, index_box, map_box_between_levels
+from .core.roi import (
+    BoxError,
+    crop_labels,
+    crop_level,
+    index_box,
+    level_on_grid,
+    map_box_between_levels,
+)
 
 __all__ = ["SelectionError", "ZarrNii"]
 
 log = logging.getLogger(__name__)
-
-_AXIS_TYPES = {"t": "time", "c": "channel"}
 
 
 # ---------------------------------------------------------------------------------
@@ -111,6 +123,21 @@ def _channel_index(image: MultiscaleImage, key: int | str) -> int:
             return lowered.index(key.lower())
         raise SelectionError(f"no channel labelled {key!r}; the channels are {labels}")
     return _norm_index(key, image.num_channels, "channel")
+
+
+def _chunk_checked(level: Level) -> Level:
+    """``level`` read through :func:`~.core.lazy.read_zarr`: a damaged chunk names itself."""
+    return Level(level.path, with_chunk_errors(level.data), level.scale, level.translation)
+
+
+def _box_values(values: Sequence[float], name: str) -> list[float]:
+    try:
+        out = [float(v) for v in values]
+    except (TypeError, ValueError) as exc:
+        raise BoxError(f"{name} must be numbers, got {values!r}") from exc
+    if not all(np.isfinite(out)):
+        raise BoxError(f"{name} must be finite numbers, got {', '.join(f'{v:g}' for v in out)}")
+    return out
 
 
 def _shape_only(shape: Sequence[int]) -> np.ndarray:
@@ -440,7 +467,7 @@ class ZarrNii:
         shape = tuple(int(n) for n in array.shape)
         if len(names) != len(shape):
             raise ValueError(f"axes {names} name {len(names)} axes, the array has {len(shape)}")
-        types = [_AXIS_TYPES.get(n, "space") for n in names]
+        types = [axis_type_of(n) for n in names]
         n_space = types.count("space")
         voxel_size = tuple(
             float(v) for v in (voxel_size if voxel_size is not None else [1.0] * n_space)
@@ -451,6 +478,10 @@ class ZarrNii:
                 f"voxel_size {voxel_size} and origin {origin} need {n_space} values "
                 f"(one per spatial axis of {names})"
             )
+        for what, values in (("voxel_size", voxel_size), ("origin", origin)):
+            if not all(np.isfinite(values)) or (what == "voxel_size" and 0 in values):
+                need = "non-zero finite numbers" if what == "voxel_size" else "finite numbers"
+                raise ValueError(f"{what} ({', '.join(f'{v:g}' for v in values)}): use {need}")
         spatial_values = iter(zip(voxel_size, origin))
         scale, translation = [], []
         for t in types:
@@ -470,7 +501,7 @@ class ZarrNii:
             if len(channel_labels) != n_ch:
                 raise ValueError(f"{len(channel_labels)} channel labels for {n_ch} channels")
             image.channels = [
-                ChannelInfo(str(label), DEFAULT_CHANNEL_COLORS[i % 7] if n_ch > 1 else "FFFFFF")
+                ChannelInfo(str(label), default_channel_color(i, n_ch))
                 for i, label in enumerate(channel_labels)
             ]
         return cls(image)
@@ -1105,15 +1136,29 @@ class ZarrNii:
         -------
         ZarrNii
             Lazy crop placed over the source (``translation`` shifted by
-            ``bbox_min * voxel_size``).
+            ``bbox_min * voxel_size``).  Label images with a level on the grid of the
+            current level are cropped with it (see :attr:`label_names`).
+
+        Raises
+        ------
+        BoxError
+            Another number of values than spatial axes, a ``bbox_min`` value not below
+            its ``bbox_max`` value, or a box outside the image.  A box reaching beyond
+            the image is clipped to it, with a logged warning.
         """
-        if len(bbox_min) != len(self._spatial) or len(bbox_max) != len(self._spatial):
+        names = self.spatial_dims
+        if len(bbox_min) != len(names) or len(bbox_max) != len(names):
             raise BoxError(
-                f"bbox_min/bbox_max need {len(self._spatial)} values (spatial axes "
-                f"{self.spatial_dims}), got {len(bbox_min)} and {len(bbox_max)}"
+                f"bbox_min/bbox_max need {len(names)} values (spatial axes "
+                f"{names}), got {len(bbox_min)} and {len(bbox_max)}"
             )
-        cropped = crop_level(self._current, bbox_min, bbox_max, axes=self._spatial)
-        return self._single(self._image.replace(levels=[cropped]))
+        lo, hi = _box_values(bbox_min, "bbox_min"), _box_values(bbox_max, "bbox_max")
+        bad = [f"{n}: {a:g} >= {b:g}" for n, a, b in zip(names, lo, hi) if a >= b]
+        if bad:
+            raise BoxError(f"bbox_min must be below bbox_max on every axis ({', '.join(bad)})")
+        cropped = crop_level(self._current, lo, hi, axes=self._spatial)
+        labels = crop_labels(self._image.labels, self._current, self._image.axes, lo, hi)
+        return self._single(self._image.replace(levels=[cropped], labels=labels))
 
     def crop_physical(
         self, min_physical: Sequence[float], max_physical: Sequence[float]
@@ -1135,23 +1180,32 @@ class ZarrNii:
         return self.crop(lo, hi)
 
     # -- writing ---------------------------------------------------------------------------------
+    @property
+    def label_names(self) -> list[str]:
+        """Names of the label images :meth:`to_ome_zarr` writes with the current level.
+
+        A label image goes with an image level when one of its levels lies on that
+        level's grid: same number of voxels, voxel size and position on every spatial
+        axis.  :meth:`get_level` keeps the label images (their level on the new
+        level's grid is written), :meth:`crop_with_bounding_box` crops them with the
+        image.  Label images on no grid of the current level are not written.
+        """
+        level, axes = self._current, self._image.axes
+        return [
+            n for n, lb in self._image.labels.items() if level_on_grid(lb, level, axes) is not None
+        ]
+
     def _export_image(self, *, with_labels: bool = True) -> MultiscaleImage:
-        """The current level as a one-level image, with the labels that share its grid."""
-        level = self._current
+        """The current level as a one-level image, with the labels on its grid."""
+        level = _chunk_checked(self._current)
         labels: dict[str, MultiscaleImage] = {}
         if with_labels:
             for name, label in self._image.labels.items():
-                l0 = label.levels[0]
-                same = [
-                    label.axis_names.count(self.axes[i]) == 1
-                    and l0.shape[label.axis_names.index(self.axes[i])] == level.shape[i]
-                    and np.isclose(l0.scale[label.axis_names.index(self.axes[i])], level.scale[i])
-                    for i in self._spatial
-                ]
-                if all(same):
-                    labels[name] = label
-                else:
+                k = level_on_grid(label, level, self._image.axes)
+                if k is None:
                     log.info("label image %r not written: not on the grid of this level", name)
+                else:
+                    labels[name] = label.replace(levels=[_chunk_checked(label.levels[k])])
         return self._image.replace(levels=[level], labels=labels)
 
     def to_nifti(

@@ -177,7 +177,7 @@ def write_bdv(
         raise ZarrNiiError(f"{xml_dest}: the XML and the HDF5 file need different names")
     for dest in (xml_dest, h5_dest):
         if dest.exists() and not overwrite:
-            raise DestinationExistsError(f"{dest}: already exists; pass overwrite=True")
+            raise DestinationExistsError(dest)
     spatial = image.spatial_axes
     if not 2 <= len(spatial) <= 3:
         raise ZarrNiiError(f"BigDataViewer export needs 2 or 3 spatial axes, not {spatial}")
@@ -271,6 +271,6 @@ def _write_cells(
         dtype=np.int16,
         chunks=tuple(min(c, n) for c, n in zip(chunks, x.shape)),
     )
-    converted = x.map_blocks(_to_bdv_uint16, dtype=np.int16)
+    converted = da.map_blocks(_to_bdv_uint16, x, dtype=np.int16)
     # h5py is not thread safe: dask writes one block at a time under this lock
     da.store(converted, dset, lock=True)

@@ -51,7 +51,7 @@ import numpy as np
 
 from .._errors import MissingDependencyError, NotAnImageError
 from .lazy import LazyArray
-from .model import DEFAULT_CHANNEL_COLORS, Axis, ChannelInfo, Level, MultiscaleImage, Window
+from .model import Axis, ChannelInfo, Level, MultiscaleImage, Window, default_channel_color
 from .model import normalize_color as _normalize_color
 from .store import is_url, normalize_source
 
@@ -349,7 +349,7 @@ def _channel(attrs: Mapping[str, Any], index: int, n_c: int, dtype: np.dtype) ->
     name = _text(attrs.get("Name"))
     if name in _UNNAMED:
         name = f"channel {index}" if n_c > 1 else ""
-    default = "FFFFFF" if n_c == 1 else DEFAULT_CHANNEL_COLORS[index % len(DEFAULT_CHANNEL_COLORS)]
+    default = default_channel_color(index, n_c)
     rgb = _floats(attrs.get("Color"))
     color = _normalize_color(rgb) if rgb is not None else None
     window = None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import (
     ChannelCountError,
+    ChannelMetadataError,
     MissingDependencyError,
     NotAnImageError,
     UnsupportedFormatError,
@@ -337,7 +339,8 @@ def resolve_destination(
     Raises
     ------
     UnsupportedFormatError
-        The name's suffix is unknown, or names another format than ``format``.
+        The name's suffix is unknown (``x.txt``), or names another format than
+        ``format``.  A name without a suffix is an OME-Zarr folder.
     """
     if isinstance(destination, Destination):
         return destination
@@ -346,11 +349,19 @@ def resolve_destination(
         fmt = format_of(location, writing=True)
     else:
         fmt = FORMATS[format]
-        named = _by_suffix(location.rstrip("/").rsplit("/", 1)[-1])
-        if named is not None and named is not fmt:
+        name = location.rstrip("/").rsplit("/", 1)[-1]
+        named = _by_suffix(name)
+        # a name with another suffix (x.txt) would be taken for another kind of file
+        if (named is not None and named is not fmt) or (named is None and "." in name.lstrip(".")):
+            endings = " or ".join(fmt.suffixes[:2])
+            if named is not None:
+                raise UnsupportedFormatError(
+                    f"{location}: the name says {named.name} but {fmt.name} is written; "
+                    f"use a name ending in {endings}"
+                )
             raise UnsupportedFormatError(
-                f"{location}: the name says {named.name} but {fmt.name} is written; "
-                f"use a name ending in {' or '.join(fmt.suffixes[:2])}"
+                f"{location}: {fmt.name} is written, whose names end in {endings}, "
+                f"not '.{name.rsplit('.', 1)[-1]}'"
             )
     if fmt.writer is None:
         raise UnsupportedFormatError(f"{location}: {fmt.name} images cannot be written here")
@@ -452,6 +463,9 @@ def check_omero_channels(omero: Any, image: MultiscaleImage, *, argument: str = 
     ChannelCountError
         ``channels`` has another length than the image's channel count (1 for an
         image without a channel axis).
+    ChannelMetadataError
+        An entry is not a mapping, its ``color`` is no colour, or its ``window`` has
+        values that are not finite numbers or an ``end`` not above its ``start``.
     """
     if not isinstance(omero, Mapping) or "channels" not in omero:
         return omero
@@ -459,7 +473,13 @@ def check_omero_channels(omero: Any, image: MultiscaleImage, *, argument: str = 
     if isinstance(channels, tuple):
         omero = {**omero, "channels": list(channels)}
         channels = omero["channels"]
-    if not isinstance(channels, list) or image.is_label:
+    if not isinstance(channels, list):
+        raise ChannelMetadataError(
+            f"{argument}: 'channels' must be a list of channel entries, not "
+            f"{type(channels).__name__}"
+        )
+    _check_channel_entries(channels, argument)
+    if image.is_label:
         return omero
     expected = image.num_channels
     if len(channels) != expected:
@@ -475,6 +495,43 @@ def check_omero_channels(omero: Any, image: MultiscaleImage, *, argument: str = 
             f"{expected} {where}; give one entry per channel"
         )
     return omero
+
+
+def _check_channel_entries(channels: list[Any], argument: str) -> None:
+    """Refuse channel entries a writer would otherwise drop silently (bad colour, window)."""
+    from .model import normalize_color
+
+    for i, entry in enumerate(channels):
+        where = f"{argument}: channels[{i}]"
+        if not isinstance(entry, Mapping):
+            raise ChannelMetadataError(f"{where} must be a mapping, not {type(entry).__name__}")
+        color = entry.get("color")
+        if color is not None and normalize_color(color) is None:
+            raise ChannelMetadataError(
+                f"{where}.color {color!r} is not a colour; use hex 'RRGGBB' or '#RRGGBB', "
+                "a name such as 'green', or an RGB triple"
+            )
+        window = entry.get("window")
+        if window is None:
+            continue
+        if not isinstance(window, Mapping):
+            raise ChannelMetadataError(
+                f"{where}.window must be a mapping of start, end (and min, max)"
+            )
+        values = {}
+        for key in ("start", "end", "min", "max"):
+            value = window.get(key)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ChannelMetadataError(f"{where}.window.{key} {value!r} is not a number")
+            if not math.isfinite(value):
+                raise ChannelMetadataError(f"{where}.window.{key} must be finite, not {value}")
+            values[key] = float(value)
+        if "start" in values and "end" in values and values["end"] <= values["start"]:
+            raise ChannelMetadataError(
+                f"{where}.window: end {values['end']:g} must be above start {values['start']:g}"
+            )
 
 
 def auto_max_layer(image: MultiscaleImage, target: int = 256, limit: int = 8) -> int:

@@ -18,6 +18,11 @@ normalised slice per axis.  Everything else lives here, once:
 
 Functions :func:`storage_chunks`, :func:`as_dask`, :func:`select_index` and
 :func:`select_indices` work on any array-like (zarr, dask, numpy, lazy).
+
+Reading zarr arrays goes through :func:`read_zarr`: a chunk that cannot be read or
+decoded (truncated, damaged) raises :class:`~napari_zarrnii.ChunkReadError` naming
+the store, the array and the chunk key (:func:`chunk_error` builds it, for any code
+that reads chunks itself).
 """
 
 from __future__ import annotations
@@ -25,26 +30,34 @@ from __future__ import annotations
 import itertools
 import math
 import sys
+import zlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._errors import ChunkReadError, ZarrNiiError
+
 if TYPE_CHECKING:
     import dask.array as da
 
 __all__ = [
+    "MAX_DASK_BLOCKS",
     "ArrayAdapter",
     "LazyArray",
     "LazyView",
     "as_dask",
+    "bounded_chunks",
+    "chunk_error",
     "is_dask",
     "lazy_view",
     "normalize_key",
     "read_region",
+    "read_zarr",
     "select_index",
     "select_indices",
     "storage_chunks",
+    "with_chunk_errors",
 ]
 
 #: One normalised index per axis: an ``int`` (the axis is dropped) or a ``range``.
@@ -175,6 +188,15 @@ class LazyArray:
         """Storage chunk shape (the unit worth reading at once), or None."""
         return None
 
+    def uncached(self) -> Any:
+        """The array computations should read: ``self``, unless this array keeps a cache.
+
+        A computation (dask graph, pyramid writer) reads every chunk once; an array
+        that caches chunks for viewing returns the array beneath it here, so bulk
+        reads do not push out what a viewer needs.  :func:`as_dask` uses it.
+        """
+        return self
+
     # -- array protocol ------------------------------------------------------------------
     @property
     def ndim(self) -> int:
@@ -255,6 +277,13 @@ class LazyView(LazyArray):
     def __repr__(self) -> str:
         return f"LazyView(shape={self.shape}, dtype={self.dtype}, base={self.base!r})"
 
+    def uncached(self) -> Any:
+        """The same view of the base's :meth:`~LazyArray.uncached` array."""
+        source = self.base.uncached()
+        if source is self.base:
+            return self
+        return lazy_view(source, self.index)
+
     @property
     def chunks(self) -> tuple[int, ...] | None:
         """The base's storage chunks on the kept axes, where the view stays aligned.
@@ -317,7 +346,117 @@ class ArrayAdapter(LazyArray):
         return storage_chunks(self.base)
 
     def _read(self, box: tuple[slice, ...]) -> np.ndarray:
+        if _is_zarr(self.base):
+            return read_zarr(self.base, box)
         return np.asarray(self.base[box])
+
+
+def _is_zarr(data: Any) -> bool:
+    zarr = sys.modules.get("zarr")
+    return zarr is not None and isinstance(data, zarr.Array)
+
+
+def with_chunk_errors(data: Any) -> Any:
+    """``data``, a zarr array wrapped so that its damaged chunks raise ChunkReadError.
+
+    Other arrays (lazy, dask, numpy) are returned as they are.
+    """
+    return ArrayAdapter(data) if _is_zarr(data) else data
+
+
+#: What decoding a damaged chunk raises: numcodecs and zarr's codecs raise ValueError
+#: (a truncated uncompressed chunk cannot be reshaped), RuntimeError (blosc, zstd),
+#: zlib.error or EOFError (gzip), TypeError; the store raises OSError.
+CHUNK_ERRORS = (ValueError, TypeError, RuntimeError, OSError, EOFError, zlib.error)
+
+#: How many chunks of a failed read are read one by one to find the damaged one.
+_MAX_CHUNKS_SEARCHED = 4096
+
+
+def chunk_error(
+    store: str, array_path: str, chunk_key: str | None, exc: BaseException
+) -> ChunkReadError:
+    """The typed error for a stored chunk that cannot be read or decoded.
+
+    Parameters
+    ----------
+    store
+        The store holding the array (path or URL), as the user named it.
+    array_path
+        The array's path inside the store (``"0"``, ``"labels/cells/1"``).
+    chunk_key
+        The chunk's (or shard's) key inside the array (``"c/0/1/2"``), or None when
+        unknown.
+    exc
+        What reading or decoding it raised.
+
+    Returns
+    -------
+    ChunkReadError
+        To be raised ``from exc``.
+    """
+    detail = str(exc) or type(exc).__name__
+    return ChunkReadError(
+        store, array_path, chunk_key, f"{detail} (the stored chunk is truncated or damaged)"
+    )
+
+
+def zarr_store_name(array: Any) -> str:
+    store = array.store_path.store
+    root = getattr(store, "root", None)
+    if root is not None:  # LocalStore
+        return str(root)
+    fs, path = getattr(store, "fs", None), getattr(store, "path", None)
+    if fs is not None and path is not None:  # FsspecStore
+        try:
+            return str(fs.unstrip_protocol(path))
+        except (AttributeError, TypeError, ValueError):
+            return str(path)
+    return str(store)
+
+
+def read_zarr(array: Any, box: tuple[slice, ...]) -> np.ndarray:
+    """``array[box]`` of a zarr array, its read errors naming the chunk at fault.
+
+    Raises
+    ------
+    ChunkReadError
+        A chunk (or shard) of the box cannot be read or decoded; names the store,
+        the array path and the chunk key.  The chunks of the box are read one by one
+        (at most 4096 of them) only after a read has failed, to find that key.
+    """
+    try:
+        return np.asarray(array[box])
+    except ZarrNiiError:
+        raise
+    except CHUNK_ERRORS as exc:
+        raise _locate_chunk_error(array, box, exc) from exc
+
+
+def _locate_chunk_error(array: Any, box: tuple[slice, ...], exc: BaseException) -> ChunkReadError:
+    store, path = zarr_store_name(array), str(array.store_path.path)
+    grid = storage_chunks(array)
+    if grid is None or len(grid) != len(box):
+        return chunk_error(store, path, None, exc)
+    ranges: list[Sequence[int]] = []
+    for s, c, n in zip(box, grid, array.shape):
+        start, stop, step = s.indices(int(n))
+        if stop <= start:
+            return chunk_error(store, path, None, exc)
+        last = start + (len(range(start, stop, step)) - 1) * step
+        if step <= c:
+            ranges.append(range(start // c, last // c + 1))
+        else:  # strided: only the chunks holding a selected index
+            ranges.append(sorted({i // c for i in range(start, last + 1, step)}))
+    for coords in itertools.islice(itertools.product(*ranges), _MAX_CHUNKS_SEARCHED):
+        region = tuple(
+            slice(k * c, min((k + 1) * c, int(n))) for k, c, n in zip(coords, grid, array.shape)
+        )
+        try:
+            array[region]
+        except CHUNK_ERRORS as inner:
+            return chunk_error(store, path, array.metadata.encode_chunk_key(coords), inner)
+    return chunk_error(store, path, None, exc)
 
 
 def lazy_view(data: Any, key: Any) -> LazyView:
@@ -338,13 +477,15 @@ def read_region(data: Any, region: tuple[slice, ...], dtype: Any = None) -> np.n
     return np.asarray(block) if dtype is None else np.asarray(block, dtype=dtype)
 
 
-def storage_chunks(data: Any) -> tuple[int, ...] | None:
+def storage_chunks(data: Any, *, shards: bool = True) -> tuple[int, ...] | None:
     """The chunk shape worth reading ``data`` by: shards of a sharded zarr array, else chunks.
 
     Parameters
     ----------
     data
         A zarr array, a dask array, a :class:`LazyArray` or any array-like.
+    shards
+        False gives a sharded zarr array's inner chunks rather than its shards.
 
     Returns
     -------
@@ -353,7 +494,7 @@ def storage_chunks(data: Any) -> tuple[int, ...] | None:
     """
     zarr = sys.modules.get("zarr")
     if zarr is not None and isinstance(data, zarr.Array):
-        return tuple(int(c) for c in (data.shards or data.chunks))
+        return tuple(int(c) for c in ((data.shards if shards else None) or data.chunks))
     chunks = getattr(data, "chunks", None)
     if chunks is None:
         return None
@@ -366,24 +507,64 @@ def storage_chunks(data: Any) -> tuple[int, ...] | None:
     return out if len(out) == len(data.shape) else None
 
 
+#: Most blocks :func:`as_dask` gives a dask array.  dask lists every block of a graph
+#: to optimise it, so an array declaring billions of tiny chunks would take gigabytes
+#: before anything is read; bigger blocks (whole multiples of the stored chunks) keep
+#: that bounded.
+MAX_DASK_BLOCKS = 2**18
+
+
+def bounded_chunks(
+    shape: Sequence[int], chunks: Sequence[int], max_blocks: int = MAX_DASK_BLOCKS
+) -> tuple[int, ...]:
+    """``chunks`` grown by whole multiples until ``shape`` has at most ``max_blocks`` blocks.
+
+    The axis cut into the most blocks is doubled first; a block never exceeds the
+    array.  Chunks already within the bound are returned as they are.
+    """
+    out = [max(1, int(c)) for c in chunks]
+    counts = [-(-int(n) // c) for n, c in zip(shape, out)]
+    while math.prod(counts) > max_blocks:
+        axis = max(range(len(out)), key=lambda i: counts[i])
+        out[axis] = min(out[axis] * 2, int(shape[axis]))
+        counts[axis] = -(-int(shape[axis]) // out[axis])
+    return tuple(out)
+
+
 def as_dask(data: Any) -> da.Array:
     """``data`` as a dask array chunked like its storage (nothing is read).
+
+    Blocks are the stored chunks (shards), or whole multiples of them for arrays of
+    more than :data:`MAX_DASK_BLOCKS` chunks.
 
     Parameters
     ----------
     data
-        A dask array (returned as is), a zarr array (``da.from_zarr`` with the shard
-        or chunk shape), or any array-like with ``shape``, ``dtype`` and
+        A dask array (returned as is), a zarr array (read through :func:`read_zarr`
+        by shard or chunk), or any array-like with ``shape``, ``dtype`` and
         ``__getitem__`` (``da.from_array`` with its storage chunks, else ``"auto"``).
+        A lazy array that caches chunks for viewing is read beneath its cache
+        (:meth:`LazyArray.uncached`).
     """
     import dask.array as da
     import zarr
 
     if isinstance(data, da.Array):
         return data
+    if isinstance(data, LazyArray):
+        data = data.uncached()
     chunks = storage_chunks(data)
+    if chunks is not None and all(chunks):
+        chunks = bounded_chunks(tuple(int(n) for n in data.shape), chunks)
     if isinstance(data, zarr.Array):
-        return da.from_zarr(data, chunks=chunks)
+        # through read_zarr, so that a damaged chunk names itself
+        return da.from_array(
+            ArrayAdapter(data),
+            chunks=chunks,
+            name=False,
+            asarray=True,
+            meta=np.empty((0,) * data.ndim, dtype=data.dtype),
+        )
     if chunks is not None and not all(chunks):
         chunks = None
     # name=False: a random name, not a hash of the (possibly remote) array object

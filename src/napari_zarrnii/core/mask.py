@@ -346,12 +346,17 @@ def resample_nearest(
         parts = [plans[a][b] for a, b in enumerate(block)]
         if any(p is None for p in parts):
             shape = tuple(chunks[a][b] for a, b in enumerate(block))
-            dsk[(name, *block)] = (np.zeros, shape, x.dtype)
+            dsk[(name,) + block] = (np.zeros, shape, x.dtype)
             continue
         ranges = [p[0] for p in parts]  # type: ignore[index]
         locals_ = [p[1] for p in parts]  # type: ignore[index]
-        dsk[(name, *block)] = (_resample_block, _nested_keys(x.name, ranges, ()), locals_, x.dtype)
-    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[x])
+        dsk[(name,) + block] = (
+            _resample_block,
+            _nested_keys(x.name, ranges, ()),
+            locals_,
+            x.dtype,
+        )
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[x])  # type: ignore[list-item]
     return da.Array(
         graph, name, chunks=chunks, dtype=x.dtype, meta=np.empty((0,) * x.ndim, x.dtype)
     )

@@ -16,22 +16,44 @@ from typing import Any
 
 import numpy as np
 
+from .._errors import InvalidMetadataError
+
 __all__ = [
     "AXIS_TYPES",
+    "AXIS_TYPE_BY_NAME",
+    "DEFAULT_CHANNEL_COLORS",
     "Axis",
     "ChannelInfo",
     "Level",
     "MultiscaleImage",
     "Window",
+    "axis_type_of",
     "default_axes",
+    "default_channel_color",
     "integer_factor",
     "normalize_color",
 ]
 
 AXIS_TYPES = ("time", "channel", "space")
 
+#: The NGFF type of the conventional axis names (``t``, ``c``, ``z``, ``y``, ``x``).
+AXIS_TYPE_BY_NAME = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
+
 #: Colours cycled through for channels that have none, as in most viewers.
 DEFAULT_CHANNEL_COLORS = ("00FF00", "FF00FF", "00FFFF", "FF0000", "0000FF", "FFFF00", "FFFFFF")
+
+
+def axis_type_of(name: str, default: str | None = "space") -> str | None:
+    """The NGFF axis type a conventional name implies (``'t'`` is time), else ``default``."""
+    return AXIS_TYPE_BY_NAME.get(name, default)
+
+
+def default_channel_color(index: int, n_channels: int) -> str:
+    """The colour of channel ``index`` of ``n_channels`` that has none: white when alone."""
+    if n_channels == 1:
+        return "FFFFFF"
+    return DEFAULT_CHANNEL_COLORS[index % len(DEFAULT_CHANNEL_COLORS)]
+
 
 _NAMED_COLORS = {
     "red": "FF0000",
@@ -103,8 +125,7 @@ def default_axes(ndim: int) -> tuple[Axis, ...]:
     if not 1 <= ndim <= 5:
         raise ValueError(f"OME-NGFF images have 2 to 5 dimensions, not {ndim}")
     names = ("t", "c", "z", "y", "x")[-ndim:]
-    types = {"t": "time", "c": "channel"}
-    return tuple(Axis(n, types.get(n, "space")) for n in names)
+    return tuple(Axis(n, axis_type_of(n)) for n in names)
 
 
 def integer_factor(n0: int, n: int) -> float:
@@ -236,6 +257,26 @@ class MultiscaleImage:
                 )
             if len(level.scale) != ndim or len(level.translation) != ndim:
                 raise ValueError(f"level '{level.path}': scale/translation need {ndim} values")
+            self._check_placement(level)
+
+    def _check_placement(self, level: Level) -> None:
+        """Refuse a scale of 0 or a non-finite scale or translation (napari refuses them)."""
+        where = self.source or self.name or "image"
+        for what, values in (("scale", level.scale), ("translation", level.translation)):
+            bad = [
+                self.axes[i].name
+                for i, v in enumerate(values)
+                if not math.isfinite(v) or (what == "scale" and v == 0)
+            ]
+            if bad:
+                shown = ", ".join(f"{v:g}" for v in values)
+                need = "non-zero finite numbers" if what == "scale" else "finite numbers"
+                raise InvalidMetadataError(
+                    where,
+                    f"level '{level.path}' {what}",
+                    f"({shown}) on axes {', '.join(bad)}: must be {need}",
+                    kind="image",
+                )
 
     # -- axes -----------------------------------------------------------------
     @property
@@ -301,7 +342,7 @@ class MultiscaleImage:
         """Channel information for every channel, filling gaps with defaults."""
         infos = list(self.channels[: self.num_channels])
         for i in range(len(infos), self.num_channels):
-            color = "FFFFFF" if self.num_channels == 1 else DEFAULT_CHANNEL_COLORS[i % 7]
+            color = default_channel_color(i, self.num_channels)
             infos.append(
                 ChannelInfo(label=f"channel {i}" if self.num_channels > 1 else "", color=color)
             )

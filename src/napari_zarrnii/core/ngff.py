@@ -16,7 +16,16 @@ from typing import Any
 import numpy as np
 
 from .._errors import InvalidMetadataError
-from .model import Axis, ChannelInfo, Level, MultiscaleImage, Window, normalize_color
+from .model import (
+    Axis,
+    ChannelInfo,
+    Level,
+    MultiscaleImage,
+    Window,
+    axis_type_of,
+    default_channel_color,
+    normalize_color,
+)
 from .placement import (
     Frame,
     display_problem,
@@ -53,8 +62,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-SPATIAL_NAMES = ("z", "y", "x")
 
 
 @dataclass(frozen=True)
@@ -215,9 +222,7 @@ def _parse_axes(raw: Any, path: str, version: str) -> tuple[Axis, ...] | None:
         else:
             raise InvalidMetadataError(path, f"multiscales[0].axes[{i}]", "needs a 'name'")
         if kind is None:
-            kind = {"t": "time", "c": "channel"}.get(
-                name, "space" if name in SPATIAL_NAMES else None
-            )
+            kind = axis_type_of(name, None)
         # RFC-4 orientation: ngff-zarr writes it on 0.4/0.5 axes as well
         orientation = (
             parse_orientation(item.get("orientation"), path, f"multiscales[0].axes[{i}]")
@@ -415,7 +420,9 @@ def parse_omero(omero: Any, n_channels: int, path: str = "") -> list[ChannelInfo
         if not isinstance(raw, Mapping):
             if raw is not None:
                 log.warning("%s: omero.channels[%d] is not an object; ignored", path, i)
-            infos.append(ChannelInfo(label=default_label, color=_default_color(i, n_channels)))
+            infos.append(
+                ChannelInfo(label=default_label, color=default_channel_color(i, n_channels))
+            )
             continue
         label = raw.get("label")
         label = (
@@ -447,7 +454,7 @@ def parse_omero(omero: Any, n_channels: int, path: str = "") -> list[ChannelInfo
         infos.append(
             ChannelInfo(
                 label=label,
-                color=color or _default_color(i, n_channels),
+                color=color or default_channel_color(i, n_channels),
                 window=window,
                 active=active if isinstance(active, bool) else True,
                 inverted=bool(raw.get("inverted", False))
@@ -458,12 +465,6 @@ def parse_omero(omero: Any, n_channels: int, path: str = "") -> list[ChannelInfo
     if greyscale:
         infos = [replace(info, color="FFFFFF") for info in infos]
     return infos
-
-
-def _default_color(i: int, n: int) -> str:
-    from .model import DEFAULT_CHANNEL_COLORS
-
-    return "FFFFFF" if n == 1 else DEFAULT_CHANNEL_COLORS[i % len(DEFAULT_CHANNEL_COLORS)]
 
 
 def parse_image_label(

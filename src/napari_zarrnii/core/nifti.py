@@ -57,8 +57,9 @@ from .._errors import (
     NiftiError,
     NotAnImageError,
 )
+from .io import NIFTI_SUFFIXES
 from .lazy import LazyArray
-from .model import DEFAULT_CHANNEL_COLORS, Axis, ChannelInfo, Level, MultiscaleImage, Window
+from .model import Axis, ChannelInfo, Level, MultiscaleImage, Window, default_channel_color
 from .progress import Cancel, Progress, cancel_checker, report
 from .store import atomic_files, is_url, local_path, normalize_source
 
@@ -82,7 +83,6 @@ FOURTH_AXIS_CHOICES = ("time", "channel")
 #: Relative tolerance under which an affine counts as axis-aligned.
 _DIAGONAL_RTOL = 1e-6
 
-_NIFTI_SUFFIXES = (".nii.gz", ".nii", ".img.gz", ".hdr.gz", ".img", ".hdr")
 
 # NIfTI unit codes (as nibabel names them) <-> NGFF unit names.
 _SPACE_UNITS_FROM_NIFTI = {"mm": "millimeter", "micron": "micrometer", "meter": "meter"}
@@ -220,7 +220,7 @@ class _NiftiVoxels(LazyArray):
 
 def _strip_suffix(name: str) -> str:
     lower = name.lower()
-    for suffix in _NIFTI_SUFFIXES:
+    for suffix in NIFTI_SUFFIXES:
         if lower.endswith(suffix):
             return name[: -len(suffix)]
     return name
@@ -287,6 +287,29 @@ def _check_complete(data_file: str, source: str, offset: int, nbytes: int) -> No
         raise NiftiError(
             f"{source}: truncated NIfTI file: the header describes {expected} bytes, "
             f"the gzip stream holds {total}"
+        )
+
+
+def _check_layout(header: Any, src: str, shape: Sequence[int], offset: int) -> None:
+    """Refuse a header whose voxels cannot be where it says: no voxels, data in the header.
+
+    Raises
+    ------
+    NiftiError
+        A dimension of size 0 (``dim[k]``), or a single-file NIfTI (``.nii``) whose
+        ``vox_offset`` points inside its header (reading there would show the header
+        bytes as voxels).
+    """
+    empty = [f"dim[{k + 1}]" for k, n in enumerate(shape) if n == 0]
+    if empty:
+        raise NiftiError(f"{src}: header field {', '.join(empty)} is 0: the file holds no voxels")
+    magic = bytes(np.asarray(header["magic"]).item()).rstrip(b"\x00")
+    minimum = int(header.single_vox_offset)
+    if magic in (b"n+1", b"n+2") and offset < minimum:
+        raise NiftiError(
+            f"{src}: header field vox_offset is {offset}, inside the {minimum}-byte header: "
+            f"the voxels of a single-file NIfTI start at byte {minimum} or later, so the "
+            "header is damaged"
         )
 
 
@@ -395,6 +418,7 @@ def read_nifti(path: str | os.PathLike[str], *, fourth_axis: str = "time") -> Mu
         raise NiftiError(f"{src}: RGB/structured NIfTI voxels ({stored}) are not supported")
     shape = tuple(int(n) for n in header.get_data_shape())
     offset = int(proxy_in.offset)
+    _check_layout(header, src, shape, offset)
     _check_complete(data_file, src, offset, int(np.prod(shape, dtype=np.int64)) * stored.itemsize)
     notes: list[str] = []
 
@@ -528,7 +552,7 @@ def read_nifti(path: str | os.PathLike[str], *, fourth_axis: str = "time") -> Mu
         window = Window(start=cal_min, end=cal_max, min=low, max=high)
     if keep_c:
         channels = [
-            ChannelInfo(label=f"channel {i}", color=DEFAULT_CHANNEL_COLORS[i % 7], window=window)
+            ChannelInfo(label=f"channel {i}", color=default_channel_color(i, nc), window=window)
             for i in range(nc)
         ]
     else:
@@ -824,9 +848,11 @@ def write_nifti(
     if not lower.endswith((".nii", ".nii.gz")):
         raise NiftiError(f"{dest}: a NIfTI file name ends in .nii or .nii.gz")
     if (dest.exists() or dest.is_symlink()) and not overwrite:
-        raise DestinationExistsError(f"{dest}: already exists; pass overwrite=True to replace it")
+        raise DestinationExistsError(dest)
     if dest.is_dir():
-        raise DestinationExistsError(f"{dest}: is a folder; not replaced by a NIfTI file")
+        raise DestinationExistsError(
+            dest, "is a folder; not replaced by a NIfTI file", replaceable=False
+        )
     name = str(dest)
     geometry = _geometry(image, level)
     layout: _Layout = geometry["layout"]

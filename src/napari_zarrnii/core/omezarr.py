@@ -9,6 +9,7 @@ stored in small zarr arrays are read too).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -28,14 +29,21 @@ from .._errors import (
     ReadOnlyStoreError,
     ZarrNiiError,
 )
-from .lazy import LazyArray
-from .model import Level, MultiscaleImage, default_axes, integer_factor
+from .lazy import LazyArray, read_zarr
+from .model import Axis, Level, MultiscaleImage, default_axes, integer_factor
 from .ngff import ngff_attrs, parse_image_label, parse_multiscale, parse_omero, spec_for
 from .placement import Frame
 from .store import is_url, is_zipped, normalize_source
 from .transforms import ArrayLoader
 
-__all__ = ["close_group", "detect_layout", "find_source_image", "open_group", "read_ome_zarr"]
+__all__ = [
+    "close_group",
+    "detect_layout",
+    "find_source_image",
+    "open_group",
+    "read_ome_zarr",
+    "zarr_metadata_problem",
+]
 
 log = logging.getLogger(__name__)
 
@@ -59,41 +67,68 @@ def open_group(
     *,
     storage_options: Mapping[str, Any] | None = None,
 ) -> zarr.Group:
-    """Open a zarr group (v2 or v3, local, URL or ``.ozx`` zip) or raise NotOmeZarrError.
+    """Open a zarr group (v2 or v3, local, URL or ``.ozx`` zip).
+
+    A URL is opened read-only through :func:`~.remote.remote_store` (time-outs, metadata
+    and encoded bytes kept in memory), as a group in one round trip.
+    ``storage_options`` go to the fsspec filesystem of a URL (credentials,
+    ``endpoint_url``, ...; else the environment's ``AWS_*`` variables and the like);
+    they are ignored for local paths.
 
     A zipped OME-Zarr (``.ozx``) opens read-only through zarr's ``ZipStore``; its root
-    group is the root of the archive (RFC-9).  ``storage_options`` go to the fsspec
-    filesystem of a URL (credentials, ``endpoint_url``, ...; else the environment's
-    ``AWS_*`` variables and the like); they are ignored for local paths.
+    group is the root of the archive (RFC-9).
+
+    Raises
+    ------
+    NotOmeZarrError
+        No such path, no zarr group there, or a zarr array rather than a group.
+    InvalidMetadataError
+        A local store whose ``zarr.json`` (or ``.zgroup``/``.zattrs``) is not a JSON
+        object: names the file.
+    ObjectStoreError
+        The server of a URL cannot be reached.
     """
     src = normalize_source(source)
     store: Any = _zip_store(src, mode) if is_zipped(src) else src
-    kwargs: dict[str, Any] = {}
+    node: zarr.Group | zarr.Array
     unreachable: tuple[type[BaseException], ...] = ()
+    kwargs: dict[str, Any] = {}
     if is_url(src):
-        from .objectstore import chunk_filesystem_options, unreachable_errors
+        from .objectstore import unreachable_errors
 
         unreachable = unreachable_errors()
-        options = chunk_filesystem_options(src, storage_options or {})
-        if options:
-            kwargs["storage_options"] = options
+        if storage_options:
+            kwargs["storage_options"] = dict(storage_options)
     try:
-        node = (
-            zarr.open(store, mode=mode, **kwargs)
-            if mode == "r"
-            else zarr.open_group(store, mode=mode, **kwargs)
-        )
+        if mode == "r" and is_url(src):
+            from .remote import remote_store
+
+            store = remote_store(src, **kwargs)
+            node = zarr.open_group(store, mode="r")
+        elif mode == "r":
+            node = zarr.open(store, mode=mode, **kwargs)
+        else:
+            node = zarr.open_group(store, mode=mode, **kwargs)
     except unreachable as exc:
         raise ObjectStoreError(
             f"{src}: cannot reach the server ({exc}); check the endpoint "
             "(endpoint_url, AWS_ENDPOINT_URL) and the network"
         ) from exc
-    except (FileNotFoundError, KeyError, zarr.errors.NodeTypeValidationError) as exc:
+    except zarr.errors.ContainsArrayError as exc:
         _close(store)
-        raise NotOmeZarrError(f"{src}: not a zarr group ({type(exc).__name__}: {exc})") from exc
-    except (ValueError, TypeError, OSError) as exc:
+        raise NotOmeZarrError(f"{src}: is a zarr array, not an OME-Zarr image group") from exc
+    except (
+        FileNotFoundError,
+        KeyError,
+        zarr.errors.NodeTypeValidationError,
+        # zarr reads a zarr.json that is no JSON object with .get(): AttributeError
+        AttributeError,
+        ValueError,
+        TypeError,
+        OSError,
+    ) as exc:
         _close(store)
-        raise NotOmeZarrError(f"{src}: cannot be opened as zarr ({exc})") from exc
+        raise _open_error(src, exc) from exc
     if not isinstance(node, zarr.Group):
         _close(store)
         raise NotOmeZarrError(f"{src}: is a zarr array, not an OME-Zarr image group")
@@ -108,6 +143,54 @@ def _close(store: Any) -> None:
 def close_group(group: zarr.Group) -> None:
     """Release what :func:`open_group` holds open for ``group`` (a zip file's handle)."""
     _close(group.store)
+
+
+#: zarr metadata files, v3 first.
+_METADATA_FILES = ("zarr.json", ".zgroup", ".zarray", ".zattrs")
+
+
+def zarr_metadata_problem(folder: Any) -> tuple[str, str] | None:
+    """The first zarr metadata file of a local folder that is not a JSON object, and why.
+
+    Returns
+    -------
+    (file name, problem) or None
+        None when every metadata file present parses as a JSON object (or the folder
+        is remote or has none).
+    """
+    src = normalize_source(folder)
+    if is_url(src):
+        return None
+    for name in _METADATA_FILES:
+        path = os.path.join(src, name)
+        if not os.path.isfile(path):
+            continue
+        try:
+            with open(path, encoding="utf-8") as fh:
+                content = json.load(fh)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            return name, f"is not valid JSON ({exc})"
+        if not isinstance(content, dict):
+            kind = type(content).__name__.replace("dict", "object").replace("NoneType", "null")
+            return name, f"holds a JSON {kind}, zarr metadata must be a JSON object"
+    return None
+
+
+def _open_error(src: str, exc: BaseException) -> ZarrNiiError:
+    """The typed error for a path zarr cannot open as a group, in the user's words."""
+    if not is_url(src):
+        if not os.path.exists(src):
+            return NotOmeZarrError(f"{src}: no such file or folder")
+        problem = zarr_metadata_problem(src)
+        if problem is not None:
+            return InvalidMetadataError(src, problem[0], problem[1], kind="zarr")
+        if os.path.isdir(src) and not any(
+            os.path.exists(os.path.join(src, name)) for name in ("zarr.json", ".zgroup")
+        ):
+            return NotOmeZarrError(f"{src}: not a zarr group (no zarr.json or .zgroup in it)")
+    if isinstance(exc, (FileNotFoundError, KeyError, zarr.errors.NodeTypeValidationError)):
+        return NotOmeZarrError(f"{src}: no zarr group there ({type(exc).__name__})")
+    return NotOmeZarrError(f"{src}: cannot be opened as zarr ({type(exc).__name__}: {exc})")
 
 
 def _attrs(group: zarr.Group) -> dict[str, Any]:
@@ -330,7 +413,12 @@ def _node(group: zarr.Group, path: str, src: str, field: str) -> Any:
         return group[path]
     except KeyError as exc:
         raise InvalidMetadataError(src, field, f"'{path}' does not exist") from exc
-    except (ValueError, TypeError, OSError) as exc:  # damaged .zarray/zarr.json, codec, ...
+    # damaged .zarray/zarr.json (a JSON list reaches zarr's .get: AttributeError), codec...
+    except (ValueError, TypeError, OSError, AttributeError) as exc:
+        problem = zarr_metadata_problem(_join(src, path))
+        if problem is not None:
+            file, why = problem
+            raise InvalidMetadataError(src, field, f"'{path}/{file}' {why}") from exc
         raise InvalidMetadataError(
             src, field, f"'{path}' cannot be opened ({type(exc).__name__}: {exc})"
         ) from exc
@@ -395,6 +483,10 @@ def _read_image(
         parent=parent,
         load=_parameter_loader(group, src),
     )
+    if is_url(src):  # one round trip for the metadata of every level
+        from .remote import fetch_metadata
+
+        fetch_metadata(group, parsed.paths)
     arrays = [
         _open_array(group, p, src, f"multiscales[{multiscale}].datasets[{i}].path")
         for i, p in enumerate(parsed.paths)
@@ -440,6 +532,7 @@ def _read_image(
                 translation=tuple(map(float, translation)),
             )
         )
+    _check_levels(levels, axes, src, f"multiscales[{multiscale}]", spec.version)
     notes.extend(parsed.notes)
     for note in parsed.notes:
         log.info("%s: %s", src, note)
@@ -494,6 +587,45 @@ def _label_frame(frame: Frame | None, links: Mapping[str, np.ndarray], name: str
             return None
         return frame
     return Frame(frame.name, frame.matrix @ link, frame.source_axes, frame.axes)
+
+
+def _check_levels(
+    levels: list[Level], axes: tuple[Axis, ...], src: str, field: str, version: str
+) -> None:
+    """Refuse level metadata napari cannot show: fewer than 2 axes, bad scales, growing levels.
+
+    Raises
+    ------
+    InvalidMetadataError
+        Names the ``datasets`` entry: a scale of 0 (or below 0 before NGFF 0.6, whose
+        transformations may flip an axis), or a level larger than the one before it
+        along some axis (datasets go from the finest level to the coarsest).
+    """
+    if len(axes) < 2:
+        raise InvalidMetadataError(
+            src, f"{field}.axes", f"has {len(axes)} axis; OME-NGFF images have 2 to 5"
+        )
+    for i, level in enumerate(levels):
+        where = f"{field}.datasets[{i}]"
+        for axis, value in zip(axes, level.scale):
+            if value == 0 or (value < 0 and version < "0.6"):
+                raise InvalidMetadataError(
+                    src,
+                    f"{where}.coordinateTransformations",
+                    f"scale of axis '{axis.name}' is {value:g}; scales must be above 0",
+                )
+        if i == 0:
+            continue
+        previous = levels[i - 1]
+        grown = [a.name for a, n, m in zip(axes, level.shape, previous.shape) if n > m]
+        if grown:
+            raise InvalidMetadataError(
+                src,
+                f"{where}.path",
+                f"level '{level.path}' (shape {level.shape}) is larger than level "
+                f"'{previous.path}' (shape {previous.shape}) along {', '.join(grown)}; "
+                "datasets must go from the finest level to the coarsest",
+            )
 
 
 def _drop_repeated_levels(levels: list[Level], src: str, notes: list[str]) -> list[Level]:
@@ -681,7 +813,7 @@ class _LazyTile(LazyArray):
         real = tuple(
             slice(min(s.start, n), min(s.stop, n), s.step) for s, n in zip(box, arr.shape)
         )
-        data = np.asarray(arr[real])
+        data = read_zarr(arr, real)
         out[tuple(slice(0, k) for k in data.shape)] = data
         return out
 
@@ -701,6 +833,11 @@ class PlateMosaic(LazyArray):
         self._tile_shape = tile_shape
         self.dtype = np.dtype(dtype)
         self.shape = (*tile_shape[:-2], grid[0] * tile_shape[-2], grid[1] * tile_shape[-1])
+
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        """One plane of one well: the unit a viewer reads and caches."""
+        return (*(1 for _ in self._tile_shape[:-2]), *self._tile_shape[-2:])
 
     def _read(self, box: tuple[slice, ...]) -> np.ndarray:
         # read the contiguous box tile by tile, then apply the steps

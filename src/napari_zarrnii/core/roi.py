@@ -16,6 +16,12 @@ Conventions
   of the zarrnii documentation, exact only for pyramids whose levels are 2x
   downsamplings on every spatial axis with aligned voxel edges.
 
+- A label image goes with an image level when one of its levels lies on that level's
+  grid (:func:`level_on_grid`): same number of voxels and voxel size on every spatial
+  axis (matched by name), voxel 0 less than a voxel away.  Cropping the image crops
+  that label level with the same box; label images on no grid of it are left out of
+  what is written.
+
 Nothing here reads voxels: crops are dask slices that read only the chunks they
 overlap when computed.
 """
@@ -30,15 +36,16 @@ import numpy as np
 
 from .._errors import BoxError
 from .lazy import as_dask
-from .model import Level
+from .model import Axis, Level, MultiscaleImage
 
 __all__ = [
     "BoxError",
     "box_axes",
-    "chunks_overlapping",
     "clip_box",
+    "crop_labels",
     "crop_level",
     "index_box",
+    "level_on_grid",
     "map_box_between_levels",
     "physical_box",
     "scale_box_power_of_two",
@@ -238,19 +245,32 @@ def clip_box(
     """Whole-voxel box (floor/ceil) clipped to ``shape``; BoxError if empty or inverted."""
     lo, hi = _pair(box_min, box_max)
     if np.any(hi < lo):
-        raise BoxError(f"box_max {tuple(hi)} is below box_min {tuple(lo)}")
+        raise BoxError(f"box_max ({_fmt(hi)}) is below box_min ({_fmt(lo)})")
     lo_i = np.floor(_snap(lo)).astype(np.int64)
     hi_i = np.ceil(_snap(hi)).astype(np.int64)
     sizes = np.array([shape[a] for a in axes])
     c_lo, c_hi = np.clip(lo_i, 0, sizes), np.clip(hi_i, 0, sizes)
     if np.any(c_hi <= c_lo):
         raise BoxError(
-            f"box {tuple(lo_i)}-{tuple(hi_i)} does not overlap the image "
-            f"(shape {tuple(int(s) for s in sizes)} on these axes)"
+            f"box ({_fmt(lo_i)})-({_fmt(hi_i)}) does not overlap the image "
+            f"(shape {_fmt(sizes)} on these axes)"
         )
     if np.any(c_lo != lo_i) or np.any(c_hi != hi_i):
-        log.info("box %s-%s clipped to %s-%s", tuple(lo_i), tuple(hi_i), tuple(c_lo), tuple(c_hi))
+        log.warning(
+            "box (%s)-(%s) reaches beyond the image (shape %s on these axes); clipped to "
+            "(%s)-(%s)",
+            _fmt(lo_i),
+            _fmt(hi_i),
+            _fmt(sizes),
+            _fmt(c_lo),
+            _fmt(c_hi),
+        )
     return tuple(int(v) for v in c_lo), tuple(int(v) for v in c_hi)
+
+
+def _fmt(values: Sequence[float] | np.ndarray) -> str:
+    """Numbers as ``'10, 5.5, 3'`` for messages (no numpy reprs)."""
+    return ", ".join(f"{float(v):g}" for v in np.ravel(values))
 
 
 def crop_level(
@@ -297,10 +317,79 @@ def crop_level(
     return Level(path=level.path, data=data, scale=level.scale, translation=tuple(translation))
 
 
-def chunks_overlapping(shape: Sequence[int], chunks: Sequence[int], key: Sequence[slice]) -> int:
-    """How many chunks of a regular grid a basic slice touches (for tests/benchmarks)."""
-    total = 1
-    for n, c, k in zip(shape, chunks, key):
-        start, stop, _ = k.indices(n)
-        total *= 0 if stop <= start else (math.ceil(stop / c) - start // c)
-    return total
+def level_on_grid(image: MultiscaleImage, grid: Level, grid_axes: Sequence[Axis]) -> int | None:
+    """The level of ``image`` whose voxels coincide with those of ``grid``, or None.
+
+    Parameters
+    ----------
+    image
+        A label image (or any image) of the same scene.
+    grid
+        A level of the image it belongs to, with axes ``grid_axes``.
+    grid_axes
+        The axes of ``grid``.
+
+    Returns
+    -------
+    int or None
+        The first level of ``image`` with the same number of voxels and voxel size as
+        ``grid`` on every spatial axis of ``grid`` (axes matched by name), its voxel 0
+        less than one voxel away (strided and block-mean pyramids put a level's voxel 0
+        half a voxel apart).  None when ``image`` lacks one of those axes or no level
+        matches.
+    """
+    names = [a.name for a in image.axes]
+    spatial = [i for i, a in enumerate(grid_axes) if a.type == "space"]
+    if any(names.count(grid_axes[i].name) != 1 for i in spatial):
+        return None
+    where = [(i, names.index(grid_axes[i].name)) for i in spatial]
+    for k, level in enumerate(image.levels):
+        same = all(
+            level.shape[j] == grid.shape[i]
+            and math.isclose(level.scale[j], grid.scale[i], rel_tol=1e-6)
+            and abs(level.translation[j] - grid.translation[i]) < abs(grid.scale[i])
+            for i, j in where
+        )
+        if same:
+            return k
+    return None
+
+
+def crop_labels(
+    labels: dict[str, MultiscaleImage],
+    grid: Level,
+    grid_axes: Sequence[Axis],
+    box_min: Sequence[float],
+    box_max: Sequence[float],
+) -> dict[str, MultiscaleImage]:
+    """Crop the label images lying on ``grid`` with the box that crops ``grid``.
+
+    Parameters
+    ----------
+    labels
+        Label images by name.
+    grid, grid_axes
+        The image level being cropped and its axes.
+    box_min, box_max
+        The box, one value per spatial axis of ``grid`` in array order.
+
+    Returns
+    -------
+    dict
+        Every label image by name: those with a level on ``grid`` (see
+        :func:`level_on_grid`) reduced to that level cropped with the box, so they lie
+        on the grid of the crop; the others unchanged (they are on no grid of the crop
+        and are not written with it).
+    """
+    out: dict[str, MultiscaleImage] = {}
+    spatial = [a.name for a in grid_axes if a.type == "space"]
+    for name, label in labels.items():
+        k = level_on_grid(label, grid, grid_axes)
+        if k is None:
+            log.info("label image %r is not on the grid of the cropped level: left out", name)
+            out[name] = label
+            continue
+        axes = [label.axis_names.index(n) for n in spatial]
+        cropped = crop_level(label.levels[k], box_min, box_max, axes=axes)
+        out[name] = label.replace(levels=[cropped])
+    return out

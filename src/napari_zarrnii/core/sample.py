@@ -40,6 +40,8 @@ def make_sample_image(
     voxel_size
         Level-0 voxel size in micrometres (z, y, x).
 
+    Notes
+    -----
     Each cell is drawn only inside its own neighbourhood, so the time grows with the
     number of cells, not with the number of cells times the volume.
     """

@@ -3,8 +3,7 @@
 :func:`storage_report` walks each level's folder of a local store (v2 ``0.0.0``,
 nested v2 ``0/0/0`` and v3 ``c/0/0/0`` keys alike) and sums the sizes of its chunk
 (or shard) files; metadata files are not counted.  Remote stores report sizes as
-unknown (None) rather than listing a bucket.  :class:`CountingStore` counts the
-chunk reads going through a zarr store, for tests and benchmarks.
+unknown (None) rather than listing a bucket.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import zarr
-from zarr.storage import WrapperStore
 
 from .lazy import storage_chunks
 from .model import MultiscaleImage
@@ -28,7 +25,6 @@ from .store import is_url
 
 __all__ = [
     "METADATA_FILES",
-    "CountingStore",
     "StorageRow",
     "format_bytes",
     "format_storage_report",
@@ -234,64 +230,9 @@ def format_storage_report(rows: Sequence[StorageRow]) -> str:
         files, ratio.
     """
     header = ("level", "path", *StorageRow.QUANTITIES)
-    table = [header]
+    table: list[tuple[str, ...]] = [header]
     for r in rows:
         table.append(("" if r.level is None else str(r.level), r.path, *r.cells()))
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
     return "\n".join(lines)
-
-
-class CountingStore(WrapperStore):
-    """A zarr store wrapper that counts reads of chunk/shard keys (not metadata).
-
-    Examples
-    --------
-    >>> store = CountingStore(zarr.storage.LocalStore("image.ome.zarr", read_only=True))
-    >>> arr = zarr.open_array(store, path="0")  # doctest: +SKIP
-    >>> _ = arr[:10, :10, :10]  # doctest: +SKIP
-    >>> store.reads  # doctest: +SKIP
-    """
-
-    def __init__(self, store: Any, counter: dict[str, Any] | None = None) -> None:
-        super().__init__(store)
-        self._counter = counter if counter is not None else {"reads": 0, "keys": []}
-        self._lock = threading.Lock()
-
-    def _with_store(self, store: Any) -> CountingStore:
-        return type(self)(store, self._counter)
-
-    def _count(self, key: str) -> None:
-        if key.rsplit("/", 1)[-1] in METADATA_FILES:
-            return
-        with self._lock:
-            self._counter["reads"] += 1
-            self._counter["keys"].append(key)
-
-    @property
-    def reads(self) -> int:
-        """Number of chunk/shard reads so far."""
-        return int(self._counter["reads"])
-
-    @property
-    def keys(self) -> list[str]:
-        """Keys read so far, in order."""
-        return list(self._counter["keys"])
-
-    def reset(self) -> None:
-        """Set the counts back to zero."""
-        with self._lock:
-            self._counter["reads"] = 0
-            self._counter["keys"] = []
-
-    async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
-        """Read one key, counting it."""
-        self._count(key)
-        return await self._store.get(key, prototype, byte_range)
-
-    async def get_partial_values(self, prototype: Any, key_ranges: Iterable[Any]) -> Any:
-        """Read byte ranges, counting each key."""
-        key_ranges = list(key_ranges)
-        for key, _ in key_ranges:
-            self._count(key)
-        return await self._store.get_partial_values(prototype, key_ranges)

@@ -157,7 +157,7 @@ def atomic_destination(path: Any, *, overwrite: bool = False) -> Iterator[Path]:
     """
     dest = local_path(path)
     if dest.exists() and not overwrite:
-        raise DestinationExistsError(f"{dest}: already exists; pass overwrite=True to replace it")
+        raise DestinationExistsError(dest)
     parent = dest.parent
     # folders created for this write are removed again if it fails: it leaves nothing
     created = [p for p in (parent, *parent.parents) if not p.exists()]
@@ -180,7 +180,9 @@ def atomic_destination(path: Any, *, overwrite: bool = False) -> Iterator[Path]:
     try:
         if dest.exists() or dest.is_symlink():
             if not overwrite:  # appeared while we were writing
-                raise DestinationExistsError(f"{dest}: appeared during the write; not replaced")
+                raise DestinationExistsError(
+                    dest, "appeared during the write; not replaced", replaceable=False
+                )
             os.replace(dest, old)
             moved_old = True
         os.replace(tmp, dest)
@@ -215,11 +217,11 @@ def atomic_files(paths: Sequence[Any], *, overwrite: bool = False) -> Iterator[l
     dests = [local_path(p) for p in paths]
     for dest in dests:
         if dest.is_dir():
-            raise DestinationExistsError(f"{dest}: is a folder; not replaced by a file")
-        if (dest.exists() or dest.is_symlink()) and not overwrite:
             raise DestinationExistsError(
-                f"{dest}: already exists; pass overwrite=True to replace it"
+                dest, "is a folder; not replaced by a file", replaceable=False
             )
+        if (dest.exists() or dest.is_symlink()) and not overwrite:
+            raise DestinationExistsError(dest)
     created: list[Path] = []
     for dest in dests:
         for folder in (dest.parent, *dest.parent.parents):
@@ -244,7 +246,9 @@ def atomic_files(paths: Sequence[Any], *, overwrite: bool = False) -> Iterator[l
         yield temps
         for dest in dests:
             if (dest.exists() or dest.is_symlink()) and not overwrite:
-                raise DestinationExistsError(f"{dest}: appeared during the write; not replaced")
+                raise DestinationExistsError(
+                    dest, "appeared during the write; not replaced", replaceable=False
+                )
         for tmp, dest in zip(temps, dests):
             os.replace(tmp, dest)
     except BaseException:
@@ -463,9 +467,7 @@ def remote_destination(
     location = RemoteLocation(url, storage_options)
     if location.exists():
         if not overwrite:
-            raise DestinationExistsError(
-                f"{location.url}: already exists; pass overwrite=True to replace it"
-            )
+            raise DestinationExistsError(location.url)
         location.probe()
         removed = location.remove()
         log.info("%s: removed the previous store (%d keys) before writing", url, removed)

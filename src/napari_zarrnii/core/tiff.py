@@ -43,13 +43,15 @@ import numpy as np
 import zarr
 
 from .._errors import MissingDependencyError, NotAnImageError
+from .io import TIFF_SUFFIXES
 from .lazy import LazyArray
 from .model import (
-    DEFAULT_CHANNEL_COLORS,
     Axis,
     ChannelInfo,
     Level,
     MultiscaleImage,
+    axis_type_of,
+    default_channel_color,
     normalize_color,
 )
 from .store import is_url, normalize_source
@@ -58,14 +60,11 @@ __all__ = ["TIFF_SUFFIXES", "TiffLevelArray", "has_tifffile", "is_tiff_path", "r
 
 log = logging.getLogger(__name__)
 
-#: File name endings read as TIFF (compared in lower case).
-TIFF_SUFFIXES = (".ome.tiff", ".ome.tif", ".tiff", ".tif", ".ome.btf", ".btf", ".tf8", ".tf2")
 
 #: Target size of the chunk a level reports (whole tiles or strips grouped to about this).
 _CHUNK_BYTES = 16 * 2**20
 
 _NGFF_ORDER = {"t": 0, "c": 1, "z": 2, "y": 3, "x": 4}
-_AXIS_TYPES = {"t": "time", "c": "channel"}
 _LETTERS = {"T": "t", "C": "c", "S": "c", "Z": "z", "Y": "y", "X": "x"}
 
 # OME-XML / ImageJ unit symbols -> NGFF unit names.
@@ -340,19 +339,19 @@ def _ome_metadata(
             sizes[name] = (value, unit)
     increment = _positive(pixels.get("TimeIncrement"))
     if increment is not None:
-        symbol = pixels.get("TimeIncrementUnit", "s")
+        symbol = pixels.get("TimeIncrementUnit") or "s"
         sizes["t"] = (increment, _TIME_UNITS.get(symbol))
     elements = pixels.findall("{*}Channel")
     for i, element in enumerate(elements):
-        name = element.get("Name")
+        label = element.get("Name")
         color = normalize_color(_int_or_none(element.get("Color")))
         if len(elements) == 1:  # one channel: no channel axis, white unless told
-            channels.append(ChannelInfo(label=name or "", color=color or "FFFFFF"))
+            channels.append(ChannelInfo(label=label or "", color=color or "FFFFFF"))
             continue
         channels.append(
             ChannelInfo(
-                label=name or f"channel {i}",
-                color=color or DEFAULT_CHANNEL_COLORS[i % len(DEFAULT_CHANNEL_COLORS)],
+                label=label or f"channel {i}",
+                color=color or default_channel_color(i, len(elements)),
             )
         )
     return sizes, channels
@@ -531,7 +530,7 @@ def _describe(tif: Any, src: str, notes: list[str], tifffile: Any) -> dict[str, 
         value, unit = sizes.get(name, (1.0, shared if name in "zyx" else None))
         if name == "c":
             value, unit = 1.0, None
-        axes.append(Axis(name, _AXIS_TYPES.get(name, "space"), unit))
+        axes.append(Axis(name, axis_type_of(name), unit))
         scale0.append(float(value))
 
     levels = []

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import InvalidMetadataError, ZarrNiiError
-from .model import Axis
+from .model import Axis, axis_type_of
 
 __all__ = [
     "ORIENTATION_VALUES",
@@ -102,7 +102,6 @@ ORIENTATION_VALUES = (
 #: Reads the zarr array at a path relative to the multiscale group (matrix parameters).
 ArrayLoader = Callable[[str], Any]
 
-_TYPES_BY_NAME = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
 #: how far from orthonormal a stored rotation may be (float32 round trips)
 _ROTATION_TOL = 1e-5
 
@@ -164,7 +163,7 @@ def parse_axis(raw: Any, path: str, field: str) -> Axis:
     kind = raw.get("type")
     if kind is not None and not isinstance(kind, str):
         raise InvalidMetadataError(path, f"{field}.type", f"must be a string, not {kind!r}")
-    kind = kind or _TYPES_BY_NAME.get(name)
+    kind = kind or axis_type_of(name, None)
     unit = raw.get("unit")
     orientation = parse_orientation(raw.get("orientation"), path, f"{field}.orientation")
     if orientation is not None and kind != "space":

@@ -18,7 +18,8 @@ Plan, preview and write are kept apart:
 
 Modules: :mod:`.plan` (plans), :mod:`.kernels` (block reductions), :mod:`.codecs`
 (compressors, storage options), :mod:`.engine` (block tasks, executors, the
-scheduler), :mod:`.cluster` (the dask.distributed executor), :mod:`.write` (stores).
+scheduler), :mod:`.chunkio` (whole-chunk reads and writes in the worker),
+:mod:`.cluster` (the dask.distributed executor), :mod:`.write` (stores).
 
 A block is one output chunk (one shard when sharding), grouped up to ~1 MiB of input
 when chunks are small; with a chunked source (dask, zarr) whose chunks are multiples of

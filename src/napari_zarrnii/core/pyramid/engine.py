@@ -29,7 +29,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, ClassVar, Generic, Protocol, TypeAlias, TypeVar
+from typing import Any, ClassVar, Generic, NamedTuple, Protocol, TypeAlias, TypeVar
 
 import numpy as np
 import zarr
@@ -37,6 +37,8 @@ from zarr.core.array_spec import ArrayConfig
 from zarr.core.common import ZarrFormat
 
 from ..._errors import CancelledError
+from ..lazy import is_dask, read_region, storage_chunks
+from .chunkio import ChunkIO
 from .kernels import downsample_block
 from .plan import LevelPlan
 
@@ -85,29 +87,16 @@ ARRAY_CONFIG = ArrayConfig(order="C", write_empty_chunks=True)
 # ----------------------------------------------------------------------------------------
 
 
-def _is_dask(array: Any) -> bool:
-    return type(array).__module__.startswith("dask") and hasattr(array, "dask")
-
-
 def _source_chunks(array: Any) -> tuple[int, ...] | None:
-    chunks = getattr(array, "chunks", None)
-    if not chunks:
-        return None
-    if isinstance(chunks[0], tuple):
-        return tuple(int(c[0]) if c else 1 for c in chunks)
-    try:
-        return tuple(int(c) for c in chunks)
-    except (TypeError, ValueError):
-        return None
+    """A source's chunk shape (a sharded zarr array's inner chunks), or None."""
+    return storage_chunks(array, shards=False)
 
 
-def _read_region(array: Any, region: tuple[slice, ...], dtype: np.dtype) -> np.ndarray:
-    if _is_dask(array):
-        # One small graph per block, computed in this worker thread: never the whole.
-        block = array[region].compute(scheduler="synchronous")
-    else:
-        block = array[region]
-    return np.asarray(block, dtype=dtype)
+def _read_region(array: Any, region: tuple[slice, ...], dtype: np.dtype[Any]) -> np.ndarray:
+    if isinstance(array, ArrayLocation):
+        return np.asarray(array.read(region), dtype=dtype)
+    # a dask source: one small graph per block, computed in this worker thread
+    return read_region(array, region, dtype)
 
 
 def _task_unit(
@@ -182,9 +171,20 @@ def _input_pieces(
 # self-contained block tasks
 # ----------------------------------------------------------------------------------------
 
-#: Arrays opened by :meth:`ArrayLocation.open` in this process (a worker opens each
-#: level once, not once per block); bounded, the oldest are forgotten first.
-_OPEN_ARRAYS: OrderedDict[tuple[str, str], zarr.Array] = OrderedDict()
+
+class _Opened(NamedTuple):
+    array: zarr.Array
+    #: direct chunk I/O, or None when the array goes through zarr
+    io: ChunkIO | None
+
+
+def _opened(array: zarr.Array) -> _Opened:
+    return _Opened(array, ChunkIO.for_array(array))
+
+
+#: Arrays opened by :class:`ArrayLocation` in this process (a worker opens each level
+#: once, not once per block); bounded, the oldest are forgotten first.
+_OPEN_ARRAYS: OrderedDict[tuple[str, str], _Opened] = OrderedDict()
 _OPEN_ARRAYS_MAX = 32
 _OPEN_LOCK = threading.Lock()
 
@@ -195,13 +195,19 @@ class ArrayLocation:
 
     Pickles to the two strings and the zarr format; the array is opened where it is
     used (once per process).  The array the writer created is attached in its own
-    process, so the thread executor never opens anything again.
+    process (:meth:`of`), so the thread executor never opens anything again.
     """
 
     store: str
     path: str
     zarr_format: ZarrFormat
-    _array: zarr.Array | None = field(default=None, compare=False, repr=False)
+    _opened: _Opened | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, store: str, path: str, array: zarr.Array) -> ArrayLocation:
+        """The location of ``array`` (created in ``store`` at ``path``), attached."""
+        zarr_format: ZarrFormat = 2 if array.metadata.zarr_format == 2 else 3
+        return cls(store, path, zarr_format, _opened(array))
 
     def __getstate__(self) -> dict[str, Any]:
         return {"store": self.store, "path": self.path, "zarr_format": self.zarr_format}
@@ -209,7 +215,7 @@ class ArrayLocation:
     def __setstate__(self, state: dict[str, Any]) -> None:
         for name, value in state.items():
             object.__setattr__(self, name, value)
-        object.__setattr__(self, "_array", None)
+        object.__setattr__(self, "_opened", None)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -218,22 +224,39 @@ class ArrayLocation:
 
     def open(self) -> zarr.Array:
         """The array, writable, with the writer's array config."""
-        if self._array is not None:
-            return self._array
+        return self._handles().array
+
+    def read(self, region: tuple[slice, ...]) -> np.ndarray:
+        """The values of ``region``."""
+        array, io = self._handles()
+        return io.read(region) if io is not None else np.asarray(array[region])
+
+    def write(self, region: tuple[slice, ...], data: np.ndarray) -> None:
+        """Write ``data`` at a chunk-aligned ``region``."""
+        array, io = self._handles()
+        if io is not None:
+            io.write(region, data)
+        else:
+            array[region] = data
+
+    def _handles(self) -> _Opened:
+        if self._opened is not None:
+            return self._opened
         key = (self.store, self.path)
         with _OPEN_LOCK:
-            array = _OPEN_ARRAYS.get(key)
-            if array is not None:
+            opened = _OPEN_ARRAYS.get(key)
+            if opened is not None:
                 _OPEN_ARRAYS.move_to_end(key)
-                return array
+                return opened
         array = zarr.open_array(
             store=self.store, path=self.path, mode="r+", zarr_format=self.zarr_format
         ).with_config(ARRAY_CONFIG)
+        opened = _opened(array)
         with _OPEN_LOCK:
-            _OPEN_ARRAYS[key] = array
+            _OPEN_ARRAYS[key] = opened
             while len(_OPEN_ARRAYS) > _OPEN_ARRAYS_MAX:
                 _OPEN_ARRAYS.popitem(last=False)
-        return array
+        return opened
 
 
 @dataclass(frozen=True)
@@ -289,7 +312,7 @@ def run_block(task: BlockTask) -> BlockResult:
     Runs in a worker thread or on a dask.distributed worker; only a small
     :class:`BlockResult` is returned.
     """
-    source = task.source.open() if isinstance(task.source, ArrayLocation) else task.source
+    source = task.source
     out_region = task.out_region
     if all(f == 1 for f in task.factors):
         out = _read_region(source, task.in_region, task.dtype)
@@ -308,7 +331,7 @@ def run_block(task: BlockTask) -> BlockResult:
     # are created with write_empty_chunks=True to spare zarr that check per chunk).
     written = bool(out.any())
     if written:
-        task.target.open()[out_region] = out
+        task.target.write(out_region, out)
     return BlockResult(out_region, written)
 
 
@@ -322,7 +345,7 @@ def _portable(source: Any, region: tuple[slice, ...]) -> tuple[Any, tuple[slice,
     relative = tuple(slice(0, r.stop - r.start) for r in region)
     if isinstance(source, np.ndarray):
         return source[region], relative
-    if _is_dask(source):
+    if is_dask(source):
         import dask
 
         (sub,) = dask.optimize(source[region])

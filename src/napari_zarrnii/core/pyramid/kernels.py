@@ -59,7 +59,20 @@ def _sum_blocks(a: np.ndarray, factors: Sequence[int], acc: np.dtype) -> np.ndar
 
 
 def _round_half_even(total: np.ndarray, count: int) -> np.ndarray:
-    """``rint(total / count)`` exactly, in integers."""
+    """``rint(total / count)`` exactly, in integers; ``total`` (a temporary) is reused.
+
+    For a power-of-two count (every factor 2, 4, ...) with ``count = 2**k``:
+    ``(total + 2**(k-1) - 1 + parity(total >> k)) >> k`` rounds half to even in place,
+    with no temporary but the parity (the accumulator has headroom for the addend).
+    """
+    if count > 1 and count & (count - 1) == 0:
+        k = count.bit_length() - 1
+        parity = total >> k
+        parity &= 1
+        total += parity
+        total += (count >> 1) - 1
+        total >>= k
+        return total
     q = total // count
     r = total - q * count
     up = (2 * r > count) | ((2 * r == count) & (q % 2 == 1))

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..model import Axis, MultiscaleImage
 from ..ngff import DEFAULT_NGFF_VERSION, spec_for
+from ..storage import format_bytes
 from .codecs import DEFAULT_COMPRESSOR, Compressor, describe_compressor
 from .kernels import LABEL_METHODS, SCALING_METHODS
 
@@ -167,18 +168,10 @@ class PyramidPlan:
             size = " x ".join(f"{v:.4g}" for v in row["voxel_size"])
             lines.append(
                 f"{row['level']:>5}  {'x'.join(map(str, row['shape'])):<28} {size:<28} "
-                f"{row['n_chunks']:>8}  {_human_bytes(row['bytes']):>10}"
+                f"{row['n_chunks']:>8}  {format_bytes(row['bytes']):>10}"
             )
-        lines.append(f"total {_human_bytes(self.total_bytes)} uncompressed")
+        lines.append(f"total {format_bytes(self.total_bytes)} uncompressed")
         return "\n".join(lines)
-
-
-def _human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"  # pragma: no cover
 
 
 def _spatial_axes(axes: Sequence[Axis]) -> list[int]:

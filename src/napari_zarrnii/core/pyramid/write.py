@@ -26,6 +26,7 @@ import zarr
 from zarr.core.common import ZarrFormat
 
 from ..._errors import UnsupportedFormatError
+from ..io import check_omero_channels
 from ..model import ChannelInfo, Level, MultiscaleImage, Window
 from ..ngff import (
     DEFAULT_NGFF_VERSION,
@@ -64,6 +65,8 @@ from .engine import (
     ProgressCallback,
     ThreadExecutor,
     _LevelJob,
+    _Opened,
+    _opened,
     _Runner,
     _source_chunks,
     _task_unit,
@@ -144,7 +147,7 @@ def _zipped_shards(location: str, image: MultiscaleImage, chunks: Any, shards: A
 
 
 #: Arrays of stores being written at a URL, opened in this process (per write).
-_STAGED_ARRAYS: OrderedDict[tuple[str, str], zarr.Array] = OrderedDict()
+_STAGED_ARRAYS: OrderedDict[tuple[str, str], _Opened] = OrderedDict()
 _STAGED_LOCK = threading.Lock()
 
 
@@ -163,35 +166,35 @@ class _StagedArrayLocation(ArrayLocation):
     def __getstate__(self) -> dict[str, Any]:
         return {**super().__getstate__(), "staged": self.staged}
 
-    def open(self) -> zarr.Array:
-        if self._array is not None:
-            return self._array
+    def _handles(self) -> _Opened:
+        if self._opened is not None:
+            return self._opened
         assert self.staged is not None
         key = (self.staged.token, self.path)
         with _STAGED_LOCK:
-            array = _STAGED_ARRAYS.get(key)
-            if array is not None:
+            opened = _STAGED_ARRAYS.get(key)
+            if opened is not None:
                 _STAGED_ARRAYS.move_to_end(key)
-                return array
+                return opened
         array = zarr.open_array(
             store=self.staged, path=self.path, mode="r+", zarr_format=self.zarr_format
         ).with_config(ARRAY_CONFIG)
+        opened = _opened(array)
         with _STAGED_LOCK:
-            _STAGED_ARRAYS[key] = array
+            _STAGED_ARRAYS[key] = opened
             while len(_STAGED_ARRAYS) > 32:
                 _STAGED_ARRAYS.popitem(last=False)
-        return array
+        return opened
 
 
-def _location(
-    store: str | StagedStore, path: str, zarr_format: ZarrFormat, array: zarr.Array
-) -> ArrayLocation:
+def _location(store: str | StagedStore, path: str, array: zarr.Array) -> ArrayLocation:
     """Where workers find the level at ``path`` of the store being written."""
     if isinstance(store, StagedStore):
+        zarr_format: ZarrFormat = 2 if array.metadata.zarr_format == 2 else 3
         return _StagedArrayLocation(
-            store.url, path, zarr_format, array, staged=store.for_array(path)
+            store.url, path, zarr_format, _opened(array), staged=store.for_array(path)
         )
-    return ArrayLocation(store, path, zarr_format, array)
+    return ArrayLocation.of(store, path, array)
 
 
 def _create_array(
@@ -315,6 +318,7 @@ def _write_store(
     client: ClientArg,
 ) -> Path | str:
     spec = spec_for(plan.ngff_version, writing=True)
+    omero = check_omero_channels(omero, image)
     _check_ngff_axes(plan.axes, image.name or "image")
     for name, lplan in label_plans.items():
         _check_ngff_axes(lplan.axes, f"label '{name}'")
@@ -399,7 +403,7 @@ def _write_into(
         codecs = resolve_compressor(plan.compressor, zarr_format, lplan.dtype.itemsize)
         for job in label_jobs[name] if name else jobs:
             array = _create_array(root, job.path, job.plan, lplan, codecs)
-            job.location = _location(store, job.path, zarr_format, array)
+            job.location = _location(store, job.path, array)
     runner.run(executor, jobs + [j for js in label_jobs.values() for j in js])
     # metadata last: the windows come from the coarsest level as written
     out_name = omero.get("name") if isinstance(omero, Mapping) else None
