@@ -23,16 +23,15 @@ Cases, each with the same generated volume (smooth structure plus noise, as
 * ``read local`` / ``read s3``: every level read back in full
   (``ZarrNii.from_ome_zarr(...).get_level(i).darr``), checked equal.
 
-Results go to ``benchmarks/results/s3.json`` (``--out``) and a markdown table is
-printed.
+Results go to ``benchmarks/results/s3.json`` (``--out``; the shape of
+``benchmarks/_results.py``, marked provisional below ``--size 512``) and a markdown
+table is printed.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import re
 import shutil
 import socket
@@ -49,7 +48,11 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from _results import OURS, RESULTS, save_results  # noqa: E402
 from bench_write import disk_bytes, volume  # noqa: E402
+
+#: The size of the full run; smaller runs are saved as provisional.
+DEFAULT_SIZE = 512
 
 #: One werkzeug request line: ``... "PUT /bucket/key HTTP/1.1" 200 -``.
 _REQUEST = re.compile(r'"([A-Z]+) (\S+) HTTP/[\d.]+" (\d{3})')
@@ -125,7 +128,9 @@ def _s3_bytes(url: str, options: dict[str, Any]) -> int:
     return int(fs.du(url.removeprefix("s3://")))
 
 
-def run(size: int, chunks: int, max_layer: int, folder: Path) -> dict[str, Any]:
+def run(
+    size: int, chunks: int, max_layer: int, folder: Path
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from napari_zarrnii import ZarrNii
 
     shape = (size, size, size)
@@ -144,31 +149,41 @@ def run(size: int, chunks: int, max_layer: int, folder: Path) -> dict[str, Any]:
         s3fs.S3FileSystem(skip_instance_cache=True, **options).mkdir("bench")
         local = folder / "vol.ome.zarr"
 
-        def case(name: str, action: Any, where: str, **extra: Any) -> Any:
+        def case(name: str, action: Any, where: str) -> Any:
             before = len(server.requests())
             start = time.perf_counter()
             result = action()
             wall = time.perf_counter() - start
-            row = {"case": name, "wall_s": round(wall, 3), "requests": _counted(server, before)}
-            row.update(extra)
+            counted = _counted(server, before)
+            other = counted["total"] - sum(counted.get(m, 0) for m in ("PUT", "GET", "HEAD"))
+            metrics: dict[str, Any] = {
+                "wall_s": round(wall, 3),
+                "requests": counted["total"],
+                "put": counted.get("PUT", 0),
+                "get": counted.get("GET", 0),
+                "head": counted.get("HEAD", 0),
+                "other_requests": other,
+                "request_errors": counted["errors"],
+            }
             if where:
-                row["bytes"] = disk_bytes(Path(where)) if "://" not in where else None
-            rows.append(row)
-            print(f"{name}: {wall:.2f} s, {row['requests']['total']} requests", flush=True)
+                metrics["stored_mib"] = round(stored(where) / 2**20, 2)
+            rows.append({"case": name, "tool": OURS, "metrics": metrics})
+            print(f"{name}: {wall:.2f} s, {counted['total']} requests", flush=True)
             return result
+
+        def stored(where: str) -> int:
+            return _s3_bytes(where, options) if "://" in where else disk_bytes(Path(where))
 
         case("write local", lambda: z.to_ome_zarr(local, **write), str(local))
         url = "s3://bench/vol.ome.zarr"
-        case("write s3", lambda: z.to_ome_zarr(url, storage_options=options, **write), "")
-        rows[-1]["bytes"] = _s3_bytes(url, options)
+        case("write s3", lambda: z.to_ome_zarr(url, storage_options=options, **write), url)
         url10 = "s3://bench/vol-mc10.ome.zarr"
         options10 = {**options, "max_concurrency": 10}
         case(
             "write s3, s3fs max_concurrency=10",
             lambda: z.to_ome_zarr(url10, storage_options=options10, **write),
-            "",
+            url10,
         )
-        rows[-1]["bytes"] = _s3_bytes(url10, options)
         want = case("read local", lambda: _read_all(str(local), None), "")
         got = case("read s3", lambda: _read_all(url, options), "")
         if len(got) != len(want) or not all(np.array_equal(a, b) for a, b in zip(got, want)):
@@ -176,81 +191,73 @@ def run(size: int, chunks: int, max_layer: int, folder: Path) -> dict[str, Any]:
         np.testing.assert_array_equal(want[0], vol)
     finally:
         server.stop()
-    return {
+    settings = {
         "shape": list(shape),
         "dtype": "uint16",
         "chunks": chunks,
         "levels": max_layer + 1,
-        "voxel_bytes": int(vol.nbytes),
-        "rows": rows,
+        "voxel_mib": round(vol.nbytes / 2**20, 1),
+        "server": "moto (own process, loopback)",
     }
+    return settings, rows
 
 
-def machine() -> dict[str, Any]:
-    import dask
+def versions() -> dict[str, str]:
+    import boto3
     import fsspec
     import moto
     import s3fs
-    import zarr
 
     return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "zarr": zarr.__version__,
-        "dask": dask.__version__,
-        "fsspec": fsspec.__version__,
         "s3fs": s3fs.__version__,
+        "fsspec": fsspec.__version__,
+        "boto3": boto3.__version__,
         "moto": moto.__version__,
     }
 
 
-def table(result: dict[str, Any]) -> str:
-    mib = result["voxel_bytes"] / 2**20
+def table(settings: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    mib = settings["voxel_mib"]
     lines = [
-        f"{'x'.join(map(str, result['shape']))} uint16 ({mib:.0f} MiB), chunks "
-        f"{result['chunks']}, {result['levels']} levels",
+        f"{'x'.join(map(str, settings['shape']))} uint16 ({mib:.0f} MiB), chunks "
+        f"{settings['chunks']}, {settings['levels']} levels",
         "",
-        "| case | wall (s) | MiB/s (voxels of level 0) | requests | PUT | GET | HEAD | "
-        "other | stored (MiB) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| case | wall (s) | MiB/s (level 0) | requests | PUT | GET | HEAD | other | "
+        "stored (MiB) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for row in result["rows"]:
-        req = row["requests"]
-        other = req["total"] - req.get("PUT", 0) - req.get("GET", 0) - req.get("HEAD", 0)
-        stored = row.get("bytes")
+    for row in rows:
+        m = row["metrics"]
+        stored = m.get("stored_mib")
         lines.append(
-            f"| {row['case']} | {row['wall_s']:.2f} | {mib / row['wall_s']:.0f} | "
-            f"{req['total']} | {req.get('PUT', 0)} | {req.get('GET', 0)} | "
-            f"{req.get('HEAD', 0)} | {other} | "
-            f"{'' if stored is None else f'{stored / 2**20:.1f}'} |"
+            f"| {row['case']} | {m['wall_s']:.2f} | {mib / m['wall_s']:.0f} | "
+            f"{m['requests']} | {m['put']} | {m['get']} | {m['head']} | "
+            f"{m['other_requests']} | {'' if stored is None else f'{stored:.1f}'} |"
         )
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=int, default=512, help="edge of the cube (default 512)")
+    parser.add_argument(
+        "--size", type=int, default=DEFAULT_SIZE, help="edge of the cube (default 512)"
+    )
     parser.add_argument("--chunks", type=int, default=128, help="chunk edge (default 128)")
     parser.add_argument(
         "--max-layer", type=int, default=3, help="coarsest level written (default 3)"
     )
-    parser.add_argument(
-        "--out", type=Path, default=HERE / "results" / "s3.json", help="JSON results file"
-    )
+    parser.add_argument("--out", type=Path, default=RESULTS / "s3.json", help="JSON results file")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-s3-"))
     try:
-        result = run(args.size, args.chunks, args.max_layer, folder)
+        settings, rows = run(args.size, args.chunks, args.max_layer, folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    result["machine"] = machine()
-    result["date"] = time.strftime("%Y-%m-%d %H:%M:%S")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    settings["versions"] = versions()
+    out = save_results("s3", rows, settings, out=args.out, provisional=args.size < DEFAULT_SIZE)
     print()
-    print(table(result))
-    print(f"\nwrote {args.out}")
+    print(table(settings, rows))
+    print(f"\nwrote {out}")
 
 
 if __name__ == "__main__":
