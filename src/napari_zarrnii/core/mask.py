@@ -346,11 +346,11 @@ def resample_nearest(
         parts = [plans[a][b] for a, b in enumerate(block)]
         if any(p is None for p in parts):
             shape = tuple(chunks[a][b] for a, b in enumerate(block))
-            dsk[(name,) + block] = (np.zeros, shape, x.dtype)
+            dsk[(name,) + block] = (np.zeros, shape, x.dtype)  # noqa: RUF005 (3.10 syntax)
             continue
         ranges = [p[0] for p in parts]  # type: ignore[index]
         locals_ = [p[1] for p in parts]  # type: ignore[index]
-        dsk[(name,) + block] = (
+        dsk[(name,) + block] = (  # noqa: RUF005 (3.10 syntax)
             _resample_block,
             _nested_keys(x.name, ranges, ()),
             locals_,
