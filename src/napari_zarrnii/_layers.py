@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .core.lazy import LazyArray, select_index, with_chunk_errors
+from .core.lazy import LazyArray, select_index
 from .core.model import (
     Axis,
     ChannelInfo,
@@ -190,13 +190,11 @@ def _viewed_levels(image: MultiscaleImage) -> list[Any]:
     """The image's levels as the viewer reads them: through the shared chunk cache."""
     from .core.cached import cached_levels
 
-    levels = cached_levels(
+    return cached_levels(
         [lvl.data for lvl in image.levels],
         source=image.source or image.name or "",
         channel_axis=image.channel_axis,
     )
-    # a zarr level the cache does not take still names its damaged chunks
-    return [with_chunk_errors(lvl) for lvl in levels]
 
 
 def _level_data(levels: Sequence[Any], axis: int | None, index: int) -> Any:

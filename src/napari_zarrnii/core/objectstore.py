@@ -40,12 +40,12 @@ from .._errors import (
     ReadOnlyStoreError,
     UnsupportedFormatError,
 )
+from .storage import METADATA_FILES
 
 if TYPE_CHECKING:
     from zarr.core.buffer import Buffer, BufferPrototype
 
 __all__ = [
-    "METADATA_NAMES",
     "RemoteLocation",
     "StagedStore",
     "chunk_filesystem_options",
@@ -56,8 +56,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: File names of zarr metadata documents (v3 and v2).
-METADATA_NAMES = frozenset({"zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata"})
 
 #: Package that gives fsspec each writable scheme, for the message when it is missing.
 _FILESYSTEM_PACKAGES = {
@@ -76,7 +74,7 @@ _READ_ONLY_SCHEMES = frozenset({"http", "https"})
 
 def is_metadata_key(key: str) -> bool:
     """True for a zarr metadata document (``zarr.json``, ``.zarray``, ...) at any depth."""
-    return key.rsplit("/", 1)[-1] in METADATA_NAMES
+    return key.rsplit("/", 1)[-1] in METADATA_FILES
 
 
 def metadata_order(keys: Iterable[str]) -> list[str]:

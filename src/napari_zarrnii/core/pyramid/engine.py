@@ -87,11 +87,6 @@ ARRAY_CONFIG = ArrayConfig(order="C", write_empty_chunks=True)
 # ----------------------------------------------------------------------------------------
 
 
-def _source_chunks(array: Any) -> tuple[int, ...] | None:
-    """A source's chunk shape (a sharded zarr array's inner chunks), or None."""
-    return storage_chunks(array, shards=False)
-
-
 def _read_region(array: Any, region: tuple[slice, ...], dtype: np.dtype[Any]) -> np.ndarray:
     if isinstance(array, ArrayLocation):
         return np.asarray(array.read(region), dtype=dtype)
@@ -239,15 +234,28 @@ class ArrayLocation:
         else:
             array[region] = data
 
+    def _target(self) -> tuple[Any, tuple[str, str]]:
+        """The zarr store to open the array in, and its key among the opened arrays."""
+        return self.store, (self.store, self.path)
+
     def _handles(self) -> _Opened:
         if self._opened is not None:
             return self._opened
-        key = (self.store, self.path)
+        store, key = self._target()
         with _OPEN_LOCK:
             opened = _OPEN_ARRAYS.get(key)
             if opened is not None:
                 _OPEN_ARRAYS.move_to_end(key)
                 return opened
+        array = zarr.open_array(
+            store=store, path=self.path, mode="r+", zarr_format=self.zarr_format
+        ).with_config(ARRAY_CONFIG)
+        opened = _opened(array)
+        with _OPEN_LOCK:
+            _OPEN_ARRAYS[key] = opened
+            while len(_OPEN_ARRAYS) > _OPEN_ARRAYS_MAX:
+                _OPEN_ARRAYS.popitem(last=False)
+        return opened
         array = zarr.open_array(
             store=self.store, path=self.path, mode="r+", zarr_format=self.zarr_format
         ).with_config(ARRAY_CONFIG)
@@ -544,7 +552,7 @@ class _LevelJob:
             source, src_chunks = self.previous.location, self.previous.plan.chunks
         else:
             source = self.source
-            src_chunks = _source_chunks(source) or self.source_shape
+            src_chunks = storage_chunks(source, shards=False) or self.source_shape
             if portable:
                 source, in_region = _portable(source, in_region)
         return BlockTask(

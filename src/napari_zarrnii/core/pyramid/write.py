@@ -14,8 +14,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,6 +25,7 @@ from zarr.core.common import ZarrFormat
 
 from ..._errors import UnsupportedFormatError
 from ..io import check_omero_channels
+from ..lazy import storage_chunks
 from ..model import ChannelInfo, Level, MultiscaleImage, Window
 from ..ngff import (
     DEFAULT_NGFF_VERSION,
@@ -65,10 +64,8 @@ from .engine import (
     ProgressCallback,
     ThreadExecutor,
     _LevelJob,
-    _Opened,
     _opened,
     _Runner,
-    _source_chunks,
     _task_unit,
 )
 from .kernels import SCALING_METHODS
@@ -146,11 +143,6 @@ def _zipped_shards(location: str, image: MultiscaleImage, chunks: Any, shards: A
     return shards
 
 
-#: Arrays of stores being written at a URL, opened in this process (per write).
-_STAGED_ARRAYS: OrderedDict[tuple[str, str], _Opened] = OrderedDict()
-_STAGED_LOCK = threading.Lock()
-
-
 @dataclass(frozen=True)
 class _StagedArrayLocation(ArrayLocation):
     """A level of a store written in place at a URL (:class:`~..objectstore.StagedStore`).
@@ -158,7 +150,7 @@ class _StagedArrayLocation(ArrayLocation):
     The URL holds no metadata until the write completes, so the array's own metadata
     travels with the location (``staged``): a worker opens the array from it and
     writes its chunks to the URL.  Arrays opened in a process are kept per write
-    (the store's token), as :class:`~.engine.ArrayLocation` keeps local ones.
+    (the store's token) with the local ones of :class:`~.engine.ArrayLocation`.
     """
 
     staged: StagedStore | None = field(default=None, compare=False, repr=False)
@@ -166,25 +158,9 @@ class _StagedArrayLocation(ArrayLocation):
     def __getstate__(self) -> dict[str, Any]:
         return {**super().__getstate__(), "staged": self.staged}
 
-    def _handles(self) -> _Opened:
-        if self._opened is not None:
-            return self._opened
+    def _target(self) -> tuple[Any, tuple[str, str]]:
         assert self.staged is not None
-        key = (self.staged.token, self.path)
-        with _STAGED_LOCK:
-            opened = _STAGED_ARRAYS.get(key)
-            if opened is not None:
-                _STAGED_ARRAYS.move_to_end(key)
-                return opened
-        array = zarr.open_array(
-            store=self.staged, path=self.path, mode="r+", zarr_format=self.zarr_format
-        ).with_config(ARRAY_CONFIG)
-        opened = _opened(array)
-        with _STAGED_LOCK:
-            _STAGED_ARRAYS[key] = opened
-            while len(_STAGED_ARRAYS) > 32:
-                _STAGED_ARRAYS.popitem(last=False)
-        return opened
+        return self.staged, (self.staged.token, self.path)
 
 
 def _location(store: str | StagedStore, path: str, array: zarr.Array) -> ArrayLocation:
@@ -245,7 +221,7 @@ def _jobs_for(
             depth=i,
         )
         # Our own previous level has our chunks: no need to prefer its chunking.
-        prefer = _source_chunks(source) if from_source else None
+        prefer = storage_chunks(source, shards=False) if from_source else None
         job.unit = _task_unit(
             lp.shards or lp.chunks, lp.shape, plan.dtype.itemsize, factors, prefer
         )
