@@ -405,14 +405,16 @@ def _axis_values(flag: str, values: Sequence[int] | None, image: Any) -> Any:
     return tuple(int(v) for v in values)
 
 
-def _write(z: Any, dest: Any, args: argparse.Namespace, client: Any = None) -> Path | str:
+def _write(
+    z: Any, dest: Any, args: argparse.Namespace, options: dict[str, Any], client: Any = None
+) -> Path | str:
     if dest.format.key == "nifti":
         return z.to_nifti(dest.location, overwrite=args.overwrite, client=client)
     image = z.image
     factors = _axis_values("--downsample-factors", args.downsample_factors, image)
     chunks = _axis_values("--chunks", args.chunks, image)
     shards = _axis_values("--shards", args.shards, image)
-    storage: dict[str, Any] = parse_storage_options(args.storage_option)
+    storage = dict(options)
     if args.compressor is not None:
         storage["compressor"] = None if args.compressor.lower() == "none" else args.compressor
     bar = _Progress(not args.no_progress, "writing")
@@ -464,7 +466,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     dest = _destination(args.output, args.overwrite)
     z = _level(_open(args.input, options), args.level, 0, args.input)
     with _cluster(args.scheduler) as client:
-        out = _write(z, dest, args, client)
+        out = _write(z, dest, args, options, client)
     _report_labels(z, dest, "written with the image")
     _out(f"wrote {out}")
     return 0
@@ -575,7 +577,7 @@ def cmd_crop(args: argparse.Namespace) -> int:
         _out(f"box at level 0: {_fmt_box(full)}")
     crop = z.get_level(0).crop_with_bounding_box(full)
     with _cluster(args.scheduler) as client:
-        out = _write(crop, dest, args, client)
+        out = _write(crop, dest, args, options, client)
     _report_labels(crop, dest, "cropped with the image")
     _out(f"wrote {out}")
     return 0

@@ -187,9 +187,15 @@ def _spatial_kwargs(image: MultiscaleImage, drop_axis: int | None) -> dict[str, 
 
 
 def _viewed_levels(image: MultiscaleImage) -> list[Any]:
-    """The image's levels as the viewer reads them: through the shared chunk cache."""
+    """The image's levels as the viewer reads them: through the shared chunk cache.
+
+    The cache follows the budget and read-ahead set in napari's Preferences, whichever
+    way the image reaches napari (reader, widget, sample).
+    """
+    from ._napari_settings import follow_plugin_settings
     from .core.cached import cached_levels
 
+    follow_plugin_settings()
     return cached_levels(
         [lvl.data for lvl in image.levels],
         source=image.source or image.name or "",
@@ -207,10 +213,10 @@ def _cache_metadata(levels: Sequence[Any]) -> dict[str, Any] | None:
 
     if not any(isinstance(lvl, CachedArray) for lvl in levels):
         return None
-    from .core.cache import chunk_cache
+    from .core.cache import describe_cache
     from .core.prefetch import prefetcher
 
-    return {**chunk_cache().describe(), "prefetch": prefetcher().enabled}
+    return describe_cache({"prefetch": prefetcher().enabled})
 
 
 def image_to_layer_data(image: MultiscaleImage, *, with_labels: bool = True) -> list[tuple]:
@@ -218,7 +224,8 @@ def image_to_layer_data(image: MultiscaleImage, *, with_labels: bool = True) -> 
 
     Every level becomes a level of one napari multiscale layer; names, colours,
     contrast limits and visibility come from ``omero``; scale, translation, axis
-    labels and units from the multiscale metadata.  Nothing is read.
+    labels and units from the multiscale metadata.  Nothing is read but, for a
+    channel without an ``omero`` window, its coarsest level (for contrast limits).
 
     Raises
     ------
@@ -321,11 +328,10 @@ def check_displayable(image: MultiscaleImage) -> None:
 
 def _contrast_limits(info: ChannelInfo, data: Any, dtype: Any) -> tuple[float, float]:
     """The omero window (nothing read); else the range of the coarsest level's data."""
-    if info.window is not None and info.window.end > info.window.start:
-        return float(info.window.start), float(info.window.end)
-    coarsest = data[-1] if isinstance(data, list) else data
-    found = data_contrast_limits(coarsest)
-    return found if found is not None else contrast_limits_for(info, dtype)
+    found = None
+    if info.window is None or info.window.end <= info.window.start:
+        found = data_contrast_limits(data[-1] if isinstance(data, list) else data)
+    return found or contrast_limits_for(info, dtype)
 
 
 def _labels_layer(label: MultiscaleImage, name: str) -> tuple:

@@ -97,9 +97,6 @@ def _claim(src: str) -> Any:
 
 
 def _read_all(path: str | list[str], opened: dict[str, Any] | None = None) -> list[tuple]:
-    from ._napari_settings import follow_plugin_settings
-
-    follow_plugin_settings()  # the cache budget and read-ahead set in napari's Preferences
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     layers: list[tuple] = []
     for p in paths:

@@ -19,7 +19,7 @@ from typing import Any
 
 from ._errors import DestinationExistsError
 from ._layers import layers_to_image
-from .core.io import ome_zarr_format, save_image
+from .core.io import save_image
 from .core.model import MultiscaleImage
 from .core.ngff import DEFAULT_NGFF_VERSION, spec_for
 
@@ -29,12 +29,15 @@ log = logging.getLogger(__name__)
 
 
 def _write(path: str, image: MultiscaleImage, version: str = DEFAULT_NGFF_VERSION) -> list[str]:
-    fmt = ome_zarr_format(path)
     try:
         if image.num_levels > 1:
-            out = save_image(image, path, format=fmt, keep_levels=True, ngff_version=version)
+            out = save_image(
+                image, path, format="ome-zarr", keep_levels=True, ngff_version=version
+            )
         else:
-            out = save_image(image, path, format=fmt, max_layer="auto", ngff_version=version)
+            out = save_image(
+                image, path, format="ome-zarr", max_layer="auto", ngff_version=version
+            )
     except DestinationExistsError as exc:
         if not exc.replaceable:
             raise

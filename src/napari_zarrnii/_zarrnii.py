@@ -31,7 +31,7 @@ import dask.array as da
 import numpy as np
 
 from ._errors import SelectionError, ZarrNiiError
-from .core.io import check_omero_channels, format_of, ome_zarr_format, open_image, save_image
+from .core.io import check_omero_channels, format_of, open_image, save_image
 from .core.lazy import (
     as_dask,
     select_index,
@@ -1340,7 +1340,7 @@ class ZarrNii:
         return save_image(
             image,
             path,
-            format=ome_zarr_format(path),
+            format="ome-zarr",
             overwrite=overwrite,
             omero=omero_metadata,
             progress=progress,
@@ -1381,13 +1381,10 @@ class ZarrNii:
         one file from many processes, so a dask.distributed client active in this
         process is not used.
         """
-        import dask
-
         from .core.export import write_bdv
 
         image = self._image.select_levels(range(self._level, self.num_levels))
-        with dask.config.set(scheduler="threads"):
-            return write_bdv(image, xml_path, h5_path, overwrite=overwrite)
+        return write_bdv(image, xml_path, h5_path, overwrite=overwrite)
 
     def storage_report(self) -> list[Any]:
         """Storage of the held levels in the store they were read from, plus a total.

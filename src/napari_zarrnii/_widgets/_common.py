@@ -69,7 +69,6 @@ __all__ = [
     "layers_showing",
     "message_text",
     "notify_failure",
-    "omezarr_layers",
     "on_closed",
     "parse_ints",
     "read_only_table",
@@ -114,15 +113,6 @@ def source_layers(viewer: Any, source: str) -> dict[int, Any]:
             index = info.get("channel_index")
             out[int(index) if index is not None else 0] = layer
     return dict(sorted(out.items()))
-
-
-def omezarr_layers(viewer: Any) -> list[Any]:
-    """Image layers opened from an OME-Zarr store by our reader."""
-    return [
-        ly
-        for ly in image_layers(viewer)
-        if zarrnii_info(ly).get("source") and zarrnii_info(ly).get("ngff_version")
-    ]
 
 
 def same_store(a: Any, b: Any) -> bool:

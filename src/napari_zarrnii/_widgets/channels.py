@@ -624,11 +624,8 @@ class ChannelMetadataWidget(QWidget):
             getattr(self._viewer, f"add_{kind}")(data, **kwargs)
         show_info(f"Saved a copy with the edited channels as {path}")
         self.layer.reset_choices()
-        match = [
-            ly
-            for ly in image_layers(self._viewer)
-            if zarrnii_info(ly).get("source") and same_store(zarrnii_info(ly)["source"], path)
-        ]
-        if match:
-            self.layer.value = match[0]
-        self.load()
+        match = next(iter(source_layers(self._viewer, path).values()), None)
+        if match is not None and match is not self._shown:
+            self.layer.value = match  # loads the copy's channels (_on_layer_chosen)
+        else:
+            self.load()

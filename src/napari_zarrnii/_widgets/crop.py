@@ -34,7 +34,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 
 from .._layers import layers_to_image
 from ..core.io import auto_max_layer, resolve_destination, save_image
-from ..core.mask import find_tissue_bounds, resolve_threshold
+from ..core.mask import tissue_bounds_and_threshold
 from ..core.model import Level
 from ..core.roi import crop_level, index_box, map_box_between_levels, physical_box
 from ..core.store import normalize_source
@@ -331,11 +331,11 @@ class CropRoiWidget(Panel):
         coarse, level0 = levels[-1], levels[0]
         layer = self._layer()
 
-        def bounds(progress: Any, cancel: Any) -> tuple[Any, float]:
-            value = resolve_threshold(coarse.data, threshold)
-            found = find_tissue_bounds(coarse.data, threshold)
+        def bounds(progress: Any, cancel: Any) -> tuple[Any, float | None]:
+            found, value = tissue_bounds_and_threshold(coarse.data, threshold)
             lo, hi = [b[0] for b in found], [b[1] for b in found]
-            return map_box_between_levels(lo, hi, coarse, level0), value
+            otsu = value if threshold is None else None  # shown in the empty threshold box
+            return map_box_between_levels(lo, hi, coarse, level0), otsu
 
         return self.runner.start(
             bounds,
@@ -344,10 +344,10 @@ class CropRoiWidget(Panel):
             on_done=self._tissue_found,
         )
 
-    def _tissue_found(self, found: tuple[Any, float]) -> None:
-        box, value = found
-        if parse_threshold(self.threshold.value) is None:
-            self.threshold.native.setPlaceholderText(f"Otsu: {value:.4g}")
+    def _tissue_found(self, found: tuple[Any, float | None]) -> None:
+        box, otsu = found
+        if otsu is not None:
+            self.threshold.native.setPlaceholderText(f"Otsu: {otsu:.4g}")
         self.set_box(*box)
         self.draw_box()
         self.fit_view()
@@ -542,7 +542,7 @@ class CropRoiWidget(Panel):
         def write(progress: Any, cancel: Any) -> Path | str:
             dest = resolve_destination(path, overwrite=overwrite)
             options: dict[str, Any] = {}
-            if dest.format.folder:  # a pyramid down to about CROP_PYRAMID_TARGET voxels
+            if dest.format.zarr:  # a pyramid down to about CROP_PYRAMID_TARGET voxels
                 options["max_layer"] = auto_max_layer(image, target=CROP_PYRAMID_TARGET)
             return save_image(image, dest, progress=progress, cancel=cancel, **options)
 

@@ -220,7 +220,9 @@ class ChunkCache:
         """Change the budget; entries that no longer fit are evicted now."""
         with self._lock:
             self._budget = max(0, int(budget))
-            self._evict_to(self._budget)
+            for victim in self._victims(self._budget) or ():
+                self._remove(victim)
+                self._evictions += 1
 
     @staticmethod
     def entry_size(array: np.ndarray) -> int:
@@ -271,7 +273,8 @@ class ChunkCache:
                     self._used[key] = self._tick
 
     def _is_protected(self, key: Key) -> bool:
-        return self._used.get(key, 0) > self._tick - PROTECTED_READS
+        used = self._used.get(key)  # None: only ever read ahead, never on screen
+        return used is not None and used > self._tick - PROTECTED_READS
 
     # -- writes ------------------------------------------------------------------------
     def put(
@@ -293,14 +296,16 @@ class ChunkCache:
             old = self._entries.pop(key, None)
             if old is not None:
                 self._nbytes -= self.entry_size(old)
-            room = self._budget - size
-            if prefetch and self._nbytes > room and not self._can_free(self._nbytes - room):
+            victims = self._victims(self._budget - size, spare_protected=prefetch)
+            if victims is None:  # a prefetch that would evict the view on screen
                 if old is not None:  # put back what was there
                     self._entries[key] = old
                     self._nbytes += self.entry_size(old)
                 self._refused += 1
                 return False
-            self._evict_to(room, spare_protected=prefetch)
+            for victim in victims:
+                self._remove(victim)
+                self._evictions += 1
             if array.flags.writeable:
                 array = array.view()
                 array.flags.writeable = False
@@ -312,32 +317,22 @@ class ChunkCache:
             self._inserts += 1
             return True
 
-    def _can_free(self, need: int) -> bool:
+    def _victims(self, limit: int, *, spare_protected: bool = False) -> list[Key] | None:
+        """The least recently used entries to evict to hold at most ``limit`` bytes.
+
+        None when sparing protected entries (a prefetch) cannot make that room.
+        """
+        excess = self._nbytes - limit
+        victims: list[Key] = []
         freed = 0
         for key, value in self._entries.items():  # least recently used first
-            if self._is_protected(key):
-                continue
-            freed += self.entry_size(value)
-            if freed >= need:
-                return True
-        return False
-
-    def _evict_to(self, limit: int, *, spare_protected: bool = False) -> None:
-        if self._nbytes <= limit:
-            return
-        victims = []
-        freed = 0
-        excess = self._nbytes - limit
-        for key, value in self._entries.items():
+            if freed >= excess:
+                break
             if spare_protected and self._is_protected(key):
                 continue
             victims.append(key)
             freed += self.entry_size(value)
-            if freed >= excess:
-                break
-        for key in victims:
-            self._remove(key)
-            self._evictions += 1
+        return victims if freed >= excess else None
 
     def _remove(self, key: Key) -> None:
         value = self._entries.pop(key)

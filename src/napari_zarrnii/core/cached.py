@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .cache import ChunkCache, chunk_cache
-from .lazy import LazyArray, storage_chunks
+from .lazy import LazyArray, is_zarr, storage_chunks
 
 if TYPE_CHECKING:
     from .prefetch import Pyramid
@@ -86,7 +86,9 @@ def chunk_plan(box_axis: slice, chunk: int) -> AxisPlan:
 
 def _read_errors() -> tuple[type[BaseException], ...]:
     """What a failing store raises (aiohttp's errors only when it is in use)."""
-    errors: tuple[type[BaseException], ...] = (OSError, TimeoutError)
+    from .objectstore import unreachable_errors
+
+    errors: tuple[type[BaseException], ...] = (OSError, *unreachable_errors())
     aiohttp = sys.modules.get("aiohttp")
     if aiohttp is not None:
         errors += (aiohttp.ClientError,)
@@ -128,8 +130,8 @@ class CachedArray(LazyArray):
         self.source = source
         self.on_error = on_error
         self._cache = cache
-        self._zarr = _is_zarr(base)
-        grid = tuple(int(c) for c in base.chunks) if self._zarr else storage_chunks(base)
+        self._zarr = is_zarr(base)
+        grid = storage_chunks(base, shards=False)
         if grid is None or len(grid) != len(self.shape) or not all(grid):
             raise ValueError(f"{source or base!r}: a cached array needs a regular chunk grid")
         self.read_chunks: tuple[int, ...] = grid
@@ -412,11 +414,6 @@ async def _gather_reads(
     return list(await asyncio.gather(*(one(b) for b in boxes)))
 
 
-def _is_zarr(data: Any) -> bool:
-    zarr = sys.modules.get("zarr")
-    return zarr is not None and isinstance(data, zarr.Array)
-
-
 def cached_levels(
     levels: Sequence[Any],
     *,
@@ -456,6 +453,6 @@ def cached_levels(
 def _cacheable(data: Any) -> bool:
     if isinstance(data, CachedArray):
         return False
-    if _is_zarr(data):
+    if is_zarr(data):
         return True
     return isinstance(data, LazyArray) and storage_chunks(data) is not None

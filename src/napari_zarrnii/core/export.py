@@ -272,5 +272,7 @@ def _write_cells(
         chunks=tuple(min(c, n) for c, n in zip(chunks, x.shape)),
     )
     converted = da.map_blocks(_to_bdv_uint16, x, dtype=np.int16)
-    # h5py is not thread safe: dask writes one block at a time under this lock
-    da.store(converted, dset, lock=True)
+    # h5py is not thread safe: dask writes one block at a time under this lock, on this
+    # process's threads (never a dask.distributed client's workers: h5py cannot write
+    # one file from many processes)
+    da.store(converted, dset, lock=True, scheduler="threads")

@@ -49,7 +49,6 @@ __all__ = [
     "check_omero_channels",
     "format_of",
     "looks_like_zarr",
-    "ome_zarr_format",
     "open_image",
     "resolve_destination",
     "save_image",
@@ -244,16 +243,6 @@ def format_of(source: Any, *, writing: bool = False) -> ImageFormat:
     raise UnsupportedFormatError(f"{src}: {_unknown_suffix(name, writing=False)}")
 
 
-def ome_zarr_format(destination: Any) -> str:
-    """``'ozx'`` for a name ending in ``.ozx`` (zipped OME-Zarr), else ``'ome-zarr'``.
-
-    What the OME-Zarr writers of the API and of napari pass as ``format``: an
-    OME-Zarr store is a folder unless the name asks for a zip.
-    """
-    name = normalize_source(destination).rstrip("/").rsplit("/", 1)[-1]
-    return "ozx" if FORMATS["ozx"].matches(name) else "ome-zarr"
-
-
 def _unknown_suffix(name: str, *, writing: bool) -> str:
     usable = [f for f in FORMATS.values() if (f.writer if writing else f.reader)]
     choices = ", ".join(f"{f.name} ({' '.join(f.suffixes[:2])})" for f in usable)
@@ -351,6 +340,8 @@ def resolve_destination(
         fmt = FORMATS[format]
         name = location.rstrip("/").rsplit("/", 1)[-1]
         named = _by_suffix(name)
+        if fmt is FORMATS["ome-zarr"] and named is FORMATS["ozx"]:
+            fmt = named  # the same writer, zipped: the name chooses
         # a name with another suffix (x.txt) would be taken for another kind of file
         if (named is not None and named is not fmt) or (named is None and "." in name.lstrip(".")):
             endings = " or ".join(fmt.suffixes[:2])

@@ -50,6 +50,7 @@ __all__ = [
     "bounded_chunks",
     "chunk_error",
     "is_dask",
+    "is_zarr",
     "lazy_view",
     "normalize_key",
     "read_region",
@@ -346,12 +347,13 @@ class ArrayAdapter(LazyArray):
         return storage_chunks(self.base)
 
     def _read(self, box: tuple[slice, ...]) -> np.ndarray:
-        if _is_zarr(self.base):
+        if is_zarr(self.base):
             return read_zarr(self.base, box)
         return np.asarray(self.base[box])
 
 
-def _is_zarr(data: Any) -> bool:
+def is_zarr(data: Any) -> bool:
+    """True for a zarr array (without importing zarr when nothing has imported it)."""
     zarr = sys.modules.get("zarr")
     return zarr is not None and isinstance(data, zarr.Array)
 
@@ -361,7 +363,7 @@ def with_chunk_errors(data: Any) -> Any:
 
     Other arrays (lazy, dask, numpy) are returned as they are.
     """
-    return ArrayAdapter(data) if _is_zarr(data) else data
+    return ArrayAdapter(data) if is_zarr(data) else data
 
 
 #: What decoding a damaged chunk raises: numcodecs and zarr's codecs raise ValueError

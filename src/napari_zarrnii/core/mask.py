@@ -37,6 +37,7 @@ __all__ = [
     "resample_nearest",
     "resolve_threshold",
     "threshold_otsu",
+    "tissue_bounds_and_threshold",
     "tissue_mask",
 ]
 
@@ -194,6 +195,8 @@ def find_tissue_bounds(
 ) -> list[tuple[int, int]]:
     """Bounding box of the voxels above a threshold, one ``(min, max)`` per spatial axis.
 
+    :func:`tissue_bounds_and_threshold` gives the absolute threshold used too.
+
     Parameters
     ----------
     data
@@ -214,6 +217,15 @@ def find_tissue_bounds(
     NoTissueError
         No voxel is above the threshold.
     """
+    return tissue_bounds_and_threshold(data, threshold, spatial_axes)[0]
+
+
+def tissue_bounds_and_threshold(
+    data: Any,
+    threshold: float | None = None,
+    spatial_axes: Sequence[int] | None = None,
+) -> tuple[list[tuple[int, int]], float]:
+    """:func:`find_tissue_bounds`, and the absolute threshold it used (Otsu's, say)."""
     x = as_dask(data)
     axes = tuple(range(x.ndim)) if spatial_axes is None else tuple(spatial_axes)
     if x.nbytes <= _PERSIST_BYTES:
@@ -234,7 +246,7 @@ def find_tissue_bounds(
                 "lower the threshold or check the level"
             )
         bounds.append((int(hits[0]), int(hits[-1]) + 1))
-    return bounds
+    return bounds, value
 
 
 def nearest_index_map(

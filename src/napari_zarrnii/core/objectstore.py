@@ -27,6 +27,7 @@ from the standard environment of each process (``AWS_ACCESS_KEY_ID``,
 from __future__ import annotations
 
 import logging
+import sys
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -98,12 +99,9 @@ def unreachable_errors() -> tuple[type[BaseException], ...]:
     raises its own ``ConnectionError`` family, which s3fs lets through as it is.
     """
     errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
-    try:
-        from botocore.exceptions import ConnectionError as BotocoreConnectionError
-    except ImportError:
-        pass
-    else:
-        errors.append(BotocoreConnectionError)
+    botocore = sys.modules.get("botocore.exceptions")  # raised only once it is imported
+    if botocore is not None:
+        errors.append(botocore.ConnectionError)
     return tuple(errors)
 
 

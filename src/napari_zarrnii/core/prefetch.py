@@ -208,8 +208,8 @@ class Prefetcher:
             return
         try:
             read = array.obtain(todo, prefetch=True)
-        except Exception:
-            log.debug("prefetch of %s failed", array.source, exc_info=True)
+        except Exception:  # read errors come back per chunk: this is a fault of ours
+            log.warning("prefetch of %s failed", array.source, exc_info=True)
             return
         self.chunks_read += len(read)
         if any(not cache.contains(array.token, c) for c in read):
@@ -310,7 +310,7 @@ class Pyramid:
         n = len(self.levels)
         if n > 1 and array.level == n - 1:
             return  # the coarsest level: napari's thumbnail
-        if array.cache.budget == 0:
+        if array.cache.budget == 0 or not self.prefetcher.enabled:
             return
         stream = self.stream_of(box)
         jobs = self.plan(array, box, stream)

@@ -65,7 +65,17 @@ OZX_SUFFIX = ".ozx"
 
 log = logging.getLogger(__name__)
 
-_URL_SCHEMES = ("http://", "https://", "s3://", "gs://", "gcs://", "az://", "abfs://", "file://")
+_URL_SCHEMES = (
+    "http://",
+    "https://",
+    "s3://",
+    "s3a://",
+    "gs://",
+    "gcs://",
+    "az://",
+    "abfs://",
+    "file://",
+)
 
 
 def is_url(path: Any) -> bool:

@@ -256,15 +256,6 @@ class ArrayLocation:
             while len(_OPEN_ARRAYS) > _OPEN_ARRAYS_MAX:
                 _OPEN_ARRAYS.popitem(last=False)
         return opened
-        array = zarr.open_array(
-            store=self.store, path=self.path, mode="r+", zarr_format=self.zarr_format
-        ).with_config(ARRAY_CONFIG)
-        opened = _opened(array)
-        with _OPEN_LOCK:
-            _OPEN_ARRAYS[key] = opened
-            while len(_OPEN_ARRAYS) > _OPEN_ARRAYS_MAX:
-                _OPEN_ARRAYS.popitem(last=False)
-        return opened
 
 
 @dataclass(frozen=True)

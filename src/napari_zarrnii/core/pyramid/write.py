@@ -105,7 +105,7 @@ def _resolve(
     ``storage_options`` may mix array options (compressor, chunks, shards) and the
     options of the filesystem behind a URL (see :func:`~..store.split_storage_options`).
     """
-    from ..io import FORMATS, Destination, ome_zarr_format
+    from ..io import FORMATS, Destination
 
     array_options, fs_options = split_storage_options(storage_options)
     if isinstance(path, Destination):
@@ -116,7 +116,8 @@ def _resolve(
         )
     else:
         location = normalize_source(path)
-        dest = Destination(location, FORMATS[ome_zarr_format(location)], overwrite, fs_options)
+        fmt = FORMATS["ozx" if is_zipped(location) else "ome-zarr"]
+        dest = Destination(location, fmt, overwrite, fs_options)
     if dest.storage_options and not dest.is_remote:
         log.warning(
             "storage_options %s not used: %s is a local path (known array options: "
