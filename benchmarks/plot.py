@@ -101,6 +101,9 @@ def ratios(data: dict[str, Any]) -> dict[str, dict[tuple[str, str], float]]:
                 continue
             for tool, value in tools.items():
                 if tool not in (ours, "floor") and value > 0:
+                    if "cluster" in tool.lower() or "scheduler" in tool.lower():
+                        # our own engine on a cluster, against our threads (client RSS)
+                        tool = f"napari-zarrnii on {tool}, vs threads"
                     found.setdefault(metric, {})[(case, tool)] = value / base
     return found
 
