@@ -203,3 +203,48 @@ def test_views_pickle(tmp_path):
     z[...] = np.arange(16).reshape(4, 4)
     view = pickle.loads(pickle.dumps(lazy_view(z, (slice(1, 3),))))
     np.testing.assert_array_equal(np.asarray(view), np.arange(16).reshape(4, 4)[1:3])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_whole_chunks_of_dask_are_read_from_their_own_tasks(data):
+    """dask_blocks: chunk-aligned regions run only their chunks' tasks, and match slicing."""
+    import dask.array as da
+
+    from napari_zarrnii.core.lazy import DaskBlocks, dask_blocks
+
+    values = np.arange(37 * 50 * 23, dtype=np.uint16).reshape(37, 50, 23)
+    array = da.from_array(values, chunks=((10, 10, 17), (16, 16, 16, 2), (23,))) + 1
+    expected = values + 1
+    bounds = [(0, 10, 20, 37), (0, 16, 32, 48, 50), (0, 23)]
+    region = []
+    for edges in bounds:
+        lo = data.draw(st.integers(0, len(edges) - 2))
+        hi = data.draw(st.integers(lo + 1, len(edges) - 1))
+        region.append(slice(edges[lo], edges[hi]))
+    region = tuple(region)
+    blocks = dask_blocks(array, region)
+    assert isinstance(blocks, DaskBlocks)
+    blocks = pickle.loads(pickle.dumps(blocks))  # what a cluster task carries
+    np.testing.assert_array_equal(blocks.compute(), expected[region])
+    np.testing.assert_array_equal(read_region(array, region), expected[region])
+    sub = tuple(
+        slice(data.draw(st.integers(0, n - 1)), None) for n in blocks.shape
+    )  # a part of it, as a task reading pieces does
+    np.testing.assert_array_equal(read_region(blocks, sub), expected[region][sub])
+    # only the region's chunks (and what they depend on) travel with it
+    chunk_keys = {k for k in blocks.graph if isinstance(k, tuple) and k[0] == array.name}
+    assert chunk_keys == set(blocks.keys)
+
+
+def test_unaligned_dask_regions_are_sliced_as_before():
+    import dask.array as da
+
+    from napari_zarrnii.core.lazy import dask_blocks
+
+    values = np.arange(40 * 40, dtype=np.int32).reshape(40, 40)
+    array = da.from_array(values, chunks=16)
+    for region in [(slice(1, 16), slice(0, 16)), (slice(0, 40, 2), slice(0, 16))]:
+        assert dask_blocks(array, region) is None
+        np.testing.assert_array_equal(read_region(array, region), values[region])
+    assert dask_blocks(values, (slice(0, 16), slice(0, 16))) is None  # not dask

@@ -31,7 +31,8 @@ import itertools
 import math
 import sys
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,11 +45,13 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_DASK_BLOCKS",
     "ArrayAdapter",
+    "DaskBlocks",
     "LazyArray",
     "LazyView",
     "as_dask",
     "bounded_chunks",
     "chunk_error",
+    "dask_blocks",
     "is_dask",
     "is_zarr",
     "lazy_view",
@@ -467,12 +470,119 @@ def lazy_view(data: Any, key: Any) -> LazyView:
     return base.view(key)
 
 
+@dataclass(frozen=True)
+class DaskBlocks:
+    """Whole chunks of a dask array, with only the part of its graph they need.
+
+    Computing them runs just those chunks' tasks in the calling thread: no slicing of
+    the array, no graph optimisation -- about a tenth of the overhead of computing
+    ``array[region]``, which matters when a writer reads every chunk of a large
+    array once.  Picklable (the graph holds only these chunks' tasks and what they
+    depend on), so a block task can carry it to another process.
+    """
+
+    graph: Mapping[Any, Any]
+    #: the chunks' keys, in C order over ``grid``
+    keys: tuple[Any, ...]
+    #: chunks per axis in the region
+    grid: tuple[int, ...]
+    #: where each chunk starts in the region, per axis
+    offsets: tuple[tuple[int, ...], ...]
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+
+    def compute(self, region: tuple[slice, ...] | None = None) -> np.ndarray:
+        """The values of ``region`` (default: all), running only the chunks it touches.
+
+        One whole chunk is returned as computed; anything else is assembled.
+        """
+        if region is None:
+            box = tuple((0, n) for n in self.shape)
+        else:
+            box = tuple(s.indices(n)[:2] for s, n in zip(region, self.shape))
+        picked: list[tuple[Any, tuple[int, ...]]] = []
+        for index, key in zip(itertools.product(*(range(g) for g in self.grid)), self.keys):
+            start = tuple(offsets[i] for offsets, i in zip(self.offsets, index))
+            stop = tuple(
+                offsets[i + 1] if i + 1 < len(offsets) else n
+                for offsets, i, n in zip(self.offsets, index, self.shape)
+            )
+            if all(a < hi and lo < b for a, b, (lo, hi) in zip(start, stop, box)):
+                picked.append((key, start))
+        from dask.local import get_sync
+
+        values = get_sync(self.graph, [key for key, _ in picked])
+        whole = tuple(hi - lo for lo, hi in box)
+        if len(values) == 1 and np.shape(values[0]) == whole:
+            return np.asarray(values[0])
+        out = np.empty(whole, self.dtype)
+        for (_, start), value in zip(picked, values):
+            src = []
+            dst = []
+            for a, n, (lo, hi) in zip(start, np.shape(value), box):
+                first, last = max(a, lo), min(a + n, hi)
+                src.append(slice(first - a, last - a))
+                dst.append(slice(first - lo, last - lo))
+            out[tuple(dst)] = np.asarray(value)[tuple(src)]
+        return out
+
+
+#: Regions of more chunks than this are read by slicing the dask array instead.
+_MAX_DIRECT_BLOCKS = 64
+
+
+def dask_blocks(data: Any, region: tuple[slice, ...]) -> DaskBlocks | None:
+    """``data[region]`` as :class:`DaskBlocks`, when ``region`` is whole chunks of ``data``.
+
+    None when ``data`` is not a dask array, or the region does not start and end on
+    its chunk boundaries (then slice the array as usual).
+    """
+    if not is_dask(data) or len(region) != data.ndim:
+        return None
+    indices: list[range] = []
+    offsets: list[tuple[int, ...]] = []
+    shape: list[int] = []
+    for s, sizes, n in zip(region, data.chunks, data.shape):
+        start, stop, step = s.indices(int(n))
+        if step != 1 or stop <= start:
+            return None
+        bounds = np.concatenate(([0], np.cumsum(sizes)))
+        first = int(np.searchsorted(bounds, start))
+        last = int(np.searchsorted(bounds, stop))
+        if first >= len(bounds) or bounds[first] != start or bounds[last] != stop:
+            return None
+        indices.append(range(first, last))
+        offsets.append(tuple(int(b - start) for b in bounds[first:last]))
+        shape.append(stop - start)
+    grid = tuple(len(r) for r in indices)
+    if math.prod(grid) > _MAX_DIRECT_BLOCKS:
+        return None
+    keys = tuple((data.name, *index) for index in itertools.product(*indices))
+    graph = data.__dask_graph__().cull(set(keys))
+    return DaskBlocks(
+        graph=dict(graph),
+        keys=keys,
+        grid=grid,
+        offsets=tuple(offsets),
+        shape=tuple(shape),
+        dtype=np.dtype(data.dtype),
+    )
+
+
 def read_region(data: Any, region: tuple[slice, ...], dtype: Any = None) -> np.ndarray:
     """Read ``data[region]`` into memory, whatever ``data`` is.
 
     A dask array is computed with the synchronous scheduler (one small graph, in the
-    calling thread); lazy arrays and zarr arrays read only the region.
+    calling thread): whole chunks straight from their tasks (:func:`dask_blocks`),
+    other regions by slicing; lazy arrays and zarr arrays read only the region.
     """
+    if isinstance(data, DaskBlocks):
+        block = data.compute(region)
+        return block if dtype is None else np.asarray(block, dtype=dtype)
+    direct = dask_blocks(data, region)
+    if direct is not None:
+        block = direct.compute()
+        return block if dtype is None else np.asarray(block, dtype=dtype)
     block = data[region]
     if is_dask(block):
         block = block.compute(scheduler="synchronous")

@@ -37,7 +37,7 @@ from zarr.core.array_spec import ArrayConfig
 from zarr.core.common import ZarrFormat
 
 from ..._errors import CancelledError
-from ..lazy import is_dask, read_region, storage_chunks
+from ..lazy import dask_blocks, is_dask, read_region, storage_chunks
 from .chunkio import ChunkIO
 from .kernels import downsample_block
 from .plan import LevelPlan
@@ -338,13 +338,18 @@ def _portable(source: Any, region: tuple[slice, ...]) -> tuple[Any, tuple[slice,
     """What a task sent to another process reads: only the block's part of the source.
 
     An in-memory array is cut to the region (pickling the view copies only it); a dask
-    array to the region's sub-graph.  Other arrays (zarr, lazy file readers) pickle as
-    a reference to their storage and are sent as they are.
+    array to the tasks of the region's chunks (:class:`~..lazy.DaskBlocks`), or to the
+    region's optimised sub-graph when the region is not whole chunks.  Other arrays
+    (zarr, lazy file readers) pickle as a reference to their storage and are sent as
+    they are.
     """
     relative = tuple(slice(0, r.stop - r.start) for r in region)
     if isinstance(source, np.ndarray):
         return source[region], relative
     if is_dask(source):
+        direct = dask_blocks(source, region)  # whole chunks: just their tasks
+        if direct is not None:
+            return direct, relative
         import dask
 
         (sub,) = dask.optimize(source[region])
