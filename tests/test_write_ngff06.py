@@ -397,6 +397,37 @@ def test_06_writer_keeps_rotation_and_shear(tmp_path):
         )
 
 
+def test_06_writer_places_labels_rotated_with_their_image(tmp_path):
+    """A labels layer sharing its image's rotate, shear and translate lands on it."""
+    from napari.layers import Labels
+
+    image, item = _rotated_layer_tuple()
+    labels = Labels(
+        (ramp((8, 40, 30)) % 4).astype(np.uint8),
+        name="cells",
+        scale=image.scale,
+        translate=image.translate,
+        rotate=image.rotate,
+        shear=image.shear,
+        axis_labels=("z", "y", "x"),
+    )
+    out = tmp_path / "rot.ome.zarr"
+    npe2.PluginManager.instance().discover(include_npe1=False)
+    written = npe2.write(
+        str(out),
+        [item, labels.as_layer_data_tuple()],
+        plugin_name="napari-zarrnii.write_layers_06",
+    )
+    assert written == [str(out)]
+    read = {kw["name"]: (kind, kw) for _, kw, kind in image_to_layer_data(read_ome_zarr(out))}
+    kind, kwargs = read["cells"]
+    assert kind == "labels"
+    for index in [(0, 0, 0), (7, 39, 29), (3, 11, 17)]:
+        np.testing.assert_allclose(
+            layer_world(kwargs, index), labels.data_to_world(index), atol=1e-9
+        )
+
+
 def test_default_writer_stays_05_and_drops_rotation(tmp_path, caplog):
     _, item = _rotated_layer_tuple()
     npe2.PluginManager.instance().discover(include_npe1=False)

@@ -562,7 +562,7 @@ def layers_to_image(
         image = _labels_to_model(labels[0], keep_rotation, as_image=True)
         labels = labels[1:]
     for item in labels:
-        label = _labels_to_model(item)
+        label = _labels_to_model(item, keep_rotation)
         key = label.name or f"labels{len(image.labels)}"
         image.labels[key] = label
     return image
@@ -639,14 +639,21 @@ def _nifti_attrs(meta: dict[str, Any]) -> dict[str, Any]:
 def _labels_to_model(
     item: tuple, keep_rotation: bool = False, *, as_image: bool = False
 ) -> MultiscaleImage:
-    """A label image; placed by its own ``affine`` (and rotation) only as the image."""
+    """A label image.
+
+    As the image, it is placed by its own ``affine`` (and, with ``keep_rotation``,
+    rotation and shear).  As a label of an image it follows the image into its world,
+    unless ``keep_rotation`` and it carries a rotation, shear or affine of its own:
+    then that world is kept and the writer places it against its image's (a label
+    sharing its image's rotate and translate lands on the image, not translated twice).
+    """
     data, meta, _ = item
     levels = _levels_of(data, meta)
     name = str(meta.get("name") or "labels")
     ndim = len(levels[0].shape)
     axes = _axes_from_meta(meta, ndim)
     scale0, translate0, world_affine = _placement(meta, ndim, name, keep_rotation)
-    if not as_image:  # a label image follows its image into the image's world
+    if not as_image and not keep_rotation:  # it follows its image into the image's world
         world_affine = None
     out = [
         Level(str(i), d, s, t)
