@@ -95,6 +95,31 @@ def lazy_volume(shape: tuple[int, ...], chunks: tuple[int, ...]):
     )
 
 
+def cheap_volume(shape: tuple[int, ...], chunks: tuple[int, ...]):
+    """A lazy volume that costs almost nothing to produce, to time the engines alone.
+
+    Each chunk is a copy of one of 8 blocks generated up front (same statistics as
+    :func:`lazy_volume`), picked by the chunk's position.
+    """
+    import dask.array as da
+
+    pool = [generate_block((i * chunks[0], 0, 0), chunks, shape) for i in range(8)]
+
+    def block(block_info=None):
+        loc = block_info[None]["chunk-location"]
+        info = block_info[None]["array-location"]
+        bshape = tuple(hi - lo for lo, hi in info)
+        base = pool[(loc[0] + 3 * loc[1] + 5 * loc[2]) % len(pool)]
+        return base[tuple(slice(0, n) for n in bshape)].copy()
+
+    return da.map_blocks(
+        block,
+        dtype=np.uint16,
+        chunks=da.core.normalize_chunks(chunks, shape),
+        meta=np.empty((0, 0, 0), np.uint16),
+    )
+
+
 def disk_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
@@ -311,7 +336,9 @@ REFERENCE = "ngff-zarr (bin_shrink, our codec)"
 def child(args: argparse.Namespace) -> None:
     shape = tuple(args.shape)
     out = Path(args.out)
-    if args.lazy:
+    if args.cheap:
+        data = cheap_volume(shape, CHUNKS)
+    elif args.lazy:
         data = lazy_volume(shape, CHUNKS)
     else:
         data = volume(shape)
@@ -343,7 +370,9 @@ def child(args: argparse.Namespace) -> None:
 # -- parent ---------------------------------------------------------------------------
 
 
-def measure(tool: str, shape, levels: int, tmp: Path, lazy=False, workers=None) -> dict:
+def measure(
+    tool: str, shape, levels: int, tmp: Path, lazy=False, workers=None, cheap=False
+) -> dict:
     slug = "".join(c if c.isalnum() else "-" for c in tool)
     out = tmp / f"{slug}-{'x'.join(map(str, shape))}.ome.zarr"
     shutil.rmtree(out, ignore_errors=True)
@@ -362,6 +391,8 @@ def measure(tool: str, shape, levels: int, tmp: Path, lazy=False, workers=None) 
     ]
     if lazy:
         cmd.append("--lazy")
+    if cheap:
+        cmd.append("--cheap")
     if workers:
         cmd += ["--workers", str(workers)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -465,12 +496,12 @@ def load() -> str:
     return " ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
-def compare(tools, shape, levels, tmp, repeat, lazy) -> list[dict]:
+def compare(tools, shape, levels, tmp, repeat, lazy, cheap=False) -> list[dict]:
     """Median runs of each tool, interleaved."""
     runs: dict[str, list[dict]] = {tool: [] for tool in tools}
     for i in range(repeat):
         for tool in tools:
-            runs[tool].append(measure(tool, shape, levels, tmp, lazy=lazy))
+            runs[tool].append(measure(tool, shape, levels, tmp, lazy=lazy, cheap=cheap))
             wall = runs[tool][-1].get("wall")
             shown = f"{wall:.2f} s" if wall is not None else f"failed {runs[tool][-1]}"
             print(f"  run {i + 1} {tool}: {shown} (load {load()})", file=sys.stderr)
@@ -499,6 +530,11 @@ def main() -> None:
     parser.add_argument("--levels", type=int, default=4)
     parser.add_argument("--lazy", action="store_true")
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument(
+        "--cheap",
+        action="store_true",
+        help="1024^3 from a source costing almost nothing (copies of 8 blocks): engines alone",
+    )
     parser.add_argument("--big", action="store_true", help="also write 1024^3 (lazy, 5 levels)")
     parser.add_argument(
         "--big-tools",
@@ -550,6 +586,17 @@ def main() -> None:
         print(table(rows, source_bytes, REFERENCE if REFERENCE in args.big_tools else OURS))
         print(summary(rows))
         results += [_result(f"{'x'.join(map(str, BIG))} uint16, 5 levels, lazy", r) for r in rows]
+    if args.cheap:
+        source_bytes = int(np.prod(BIG)) * 2
+        print(
+            f"\n## write {'x'.join(map(str, BIG))} uint16 (2 GiB, lazy, every chunk a copy "
+            f"of one of 8 blocks: the engines alone) to 5 levels, median of {args.repeat}\n"
+        )
+        rows = compare(args.big_tools, BIG, 5, tmp, args.repeat, lazy=True, cheap=True)
+        print(table(rows, source_bytes, REFERENCE if REFERENCE in args.big_tools else OURS))
+        print(summary(rows))
+        case = f"{'x'.join(map(str, BIG))} uint16, 5 levels, cheap source"
+        results += [_result(case, r) for r in rows]
     if args.distributed:
         for n in args.dist_sizes:
             shape = (n, n, n)
