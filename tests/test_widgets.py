@@ -292,6 +292,8 @@ def test_pyramid_to_an_s3_url(make_napari_viewer, qtbot, s3_server, s3_bucket, m
 
     shown = []
     monkeypatch.setattr("napari_zarrnii._widgets.pyramid.show_error", shown.append)
+    # the destination check is the one every widget's save shares
+    monkeypatch.setattr("napari_zarrnii._widgets._common.show_error", shown.append)
     viewer = make_napari_viewer()
     data = ramp((8, 48, 40))
     viewer.add_image(data, name="vol")

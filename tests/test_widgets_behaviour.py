@@ -422,3 +422,29 @@ def test_saved_crop_is_a_pyramid(crop_setup, qtbot, tmp_path):
 def test_crop_z_range_says_voxels(crop_setup):
     _, widget, _ = crop_setup
     assert "voxel" in widget.z_start.label and "voxel" in widget.z_stop.label
+
+
+def test_ask_replace_asks_only_when_something_is_there(tmp_path):
+    """One rule for every widget's save: nothing there -> write; there -> ask; No -> keep."""
+    from types import SimpleNamespace
+
+    from napari_zarrnii._widgets._common import ask_replace
+
+    asked: list[str] = []
+    declined: list[tuple[str, str]] = []
+
+    def widget(answer: bool) -> SimpleNamespace:
+        return SimpleNamespace(
+            confirm_overwrite=lambda path, question: asked.append(question) or answer,
+            runner=SimpleNamespace(decline=lambda *args: declined.append(args)),
+        )
+
+    target = tmp_path / "out.ome.zarr"
+    assert ask_replace(widget(True), "Saving", str(target), lambda: "replace?") is False
+    assert asked == []  # nothing there: no question
+    target.mkdir()
+    assert ask_replace(widget(True), "Saving", str(target), lambda: "replace?") is True
+    assert ask_replace(widget(False), "Saving", str(target), lambda: "replace?") is None
+    assert asked == ["replace?", "replace?"]
+    assert declined == [("Saving", f"{target} exists and was kept")]
+    assert target.exists()

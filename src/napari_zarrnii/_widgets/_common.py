@@ -51,13 +51,14 @@ from qtpy.QtWidgets import (
 )
 
 from .._errors import CancelledError
-from ..core.store import is_url, normalize_source
+from ..core.store import destination_exists, is_url, normalize_source
 
 __all__ = [
     "ElidedLabel",
     "Panel",
     "TaskRunner",
     "alert_color",
+    "ask_replace",
     "ask_yes_no",
     "contrast",
     "describe_layers",
@@ -529,6 +530,28 @@ def ask_yes_no(title: str, question: str) -> bool:
         QMessageBox.StandardButton.No,
     )
     return bool(answer == QMessageBox.StandardButton.Yes)
+
+
+def ask_replace(widget: Any, action: str, path: str, question: Callable[[], str]) -> bool | None:
+    """Whether a save of ``action`` may write over ``path``, asking if something is there.
+
+    False when nothing exists at ``path`` (local or URL); True when something does and
+    ``widget.confirm_overwrite(path, question())`` said yes; None when the user kept it
+    (reported through ``widget.runner.decline``) or the destination cannot be checked
+    (an error shown): then nothing is written.
+    """
+    try:
+        exists = destination_exists(path)
+    # a URL that cannot be written or reached, or whose filesystem is not installed
+    except (OSError, ValueError, ImportError) as exc:
+        show_error(f"{action}: {exc}")
+        return None
+    if not exists:
+        return False
+    if not widget.confirm_overwrite(path, question()):
+        widget.runner.decline(action, f"{path} exists and was kept")
+        return None
+    return True
 
 
 # -- running tasks -----------------------------------------------------------------------

@@ -54,6 +54,7 @@ from ._common import (
     ElidedLabel,
     TaskRunner,
     alert_color,
+    ask_replace,
     ask_yes_no,
     describe_layers,
     fit_rows,
@@ -579,13 +580,14 @@ class ChannelMetadataWidget(QWidget):
         except ValueError as exc:
             notify_failure(DESC, exc)
             return False
-        overwrite = False
-        if Path(path).exists():
-            question = f"{path}\nalready exists.\n\nReplace it with {what} and these channels?"
-            if not self.confirm_overwrite(path, question):
-                self.runner.decline(DESC, f"{path} exists and was kept")
-                return False
-            overwrite = True
+        overwrite = ask_replace(
+            self,
+            DESC,
+            path,
+            lambda: f"{path}\nalready exists.\n\nReplace it with {what} and these channels?",
+        )
+        if overwrite is None:
+            return False
         replaced = list(self.layers.values())
 
         def write(progress: Any, cancel: Any) -> str:

@@ -41,6 +41,7 @@ from ..core.store import normalize_source
 from ._common import (
     Panel,
     TaskRunner,
+    ask_replace,
     ask_yes_no,
     describe_layers,
     fill_table,
@@ -531,13 +532,14 @@ class CropRoiWidget(Panel):
         image.name = image.name or Path(path).name.split(".")[0]
         size = "x".join(str(b - a) for a, b in zip(*self.box))
         what = f"{describe_layers(targets)}, box {size}"
-        overwrite = False
-        if Path(path).exists():
-            question = f"{path}\nalready exists.\n\nReplace it with the crop of {what}?"
-            if not self.confirm_overwrite(path, question):
-                self.runner.decline("Saving crop", f"{path} exists and was kept")
-                return False
-            overwrite = True
+        overwrite = ask_replace(
+            self,
+            "Saving crop",
+            path,
+            lambda: f"{path}\nalready exists.\n\nReplace it with the crop of {what}?",
+        )
+        if overwrite is None:
+            return False
 
         def write(progress: Any, cancel: Any) -> Path | str:
             dest = resolve_destination(path, overwrite=overwrite)

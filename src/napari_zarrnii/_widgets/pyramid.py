@@ -35,11 +35,12 @@ from ..core.model import MultiscaleImage
 from ..core.ngff import DEFAULT_NGFF_VERSION, NGFF_SPECS, WRITABLE_VERSIONS
 from ..core.oblique import axis_aligned_approximation
 from ..core.pyramid import SCALING_METHODS, PyramidPlan, plan_pyramid
-from ..core.store import destination_exists, is_url, normalize_source
+from ..core.store import is_url, normalize_source
 from ._common import (
     ElidedLabel,
     Panel,
     TaskRunner,
+    ask_replace,
     ask_yes_no,
     describe_layers,
     fill_table,
@@ -365,20 +366,14 @@ class CreatePyramidWidget(Panel):
             layers=tuple(self.layers.value) if from_layers else (),
             path=path,
         )
-        overwrite = False
-        try:
-            exists = destination_exists(path)
-        # a URL that cannot be written or reached, or whose filesystem is not installed
-        except (OSError, ValueError, ImportError) as exc:
-            show_error(f"Create pyramid: {exc}")
+        overwrite = ask_replace(
+            self,
+            DESC,
+            path,
+            lambda: self._replace_question(job, image, plan, layers_showing(self._viewer, path)),
+        )
+        if overwrite is None:
             return False
-        if exists:
-            shown = layers_showing(self._viewer, path)
-            question = self._replace_question(job, image, plan, shown)
-            if not self.confirm_overwrite(path, question):
-                self.runner.decline(DESC, f"{path} exists and was kept")
-                return False
-            overwrite = True
 
         def write(progress: Any, cancel: Any) -> Path | str:
             return save_image(
