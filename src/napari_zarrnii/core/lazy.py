@@ -484,12 +484,15 @@ class DaskBlocks:
     graph: Mapping[Any, Any]
     #: the chunks' keys, in C order over ``grid``
     keys: tuple[Any, ...]
-    #: chunks per axis in the region
-    grid: tuple[int, ...]
     #: where each chunk starts in the region, per axis
     offsets: tuple[tuple[int, ...], ...]
     shape: tuple[int, ...]
     dtype: np.dtype[Any]
+
+    @property
+    def grid(self) -> tuple[int, ...]:
+        """Chunks per axis in the region."""
+        return tuple(len(starts) for starts in self.offsets)
 
     def compute(self, region: tuple[slice, ...] | None = None) -> np.ndarray:
         """The values of ``region`` (default: all), running only the chunks it touches.
@@ -562,7 +565,6 @@ def dask_blocks(data: Any, region: tuple[slice, ...]) -> DaskBlocks | None:
     return DaskBlocks(
         graph=dict(graph),
         keys=keys,
-        grid=grid,
         offsets=tuple(offsets),
         shape=tuple(shape),
         dtype=np.dtype(data.dtype),
@@ -576,16 +578,15 @@ def read_region(data: Any, region: tuple[slice, ...], dtype: Any = None) -> np.n
     calling thread): whole chunks straight from their tasks (:func:`dask_blocks`),
     other regions by slicing; lazy arrays and zarr arrays read only the region.
     """
+    direct = dask_blocks(data, region)
     if isinstance(data, DaskBlocks):
         block = data.compute(region)
-        return block if dtype is None else np.asarray(block, dtype=dtype)
-    direct = dask_blocks(data, region)
-    if direct is not None:
+    elif direct is not None:
         block = direct.compute()
-        return block if dtype is None else np.asarray(block, dtype=dtype)
-    block = data[region]
-    if is_dask(block):
-        block = block.compute(scheduler="synchronous")
+    else:
+        block = data[region]
+        if is_dask(block):
+            block = block.compute(scheduler="synchronous")
     return np.asarray(block) if dtype is None else np.asarray(block, dtype=dtype)
 
 
