@@ -96,6 +96,26 @@ def test_cluster_writes_levels_as_they_are_and_v2_shards_alike(tmp_path, client)
     assert store_bytes(clustered) == store_bytes(threaded)
 
 
+def test_cluster_tasks_group_more_chunks_and_write_the_same_bytes(tmp_path, client):
+    """Tasks on a cluster aim for CLUSTER_TASK_BYTES of input: fewer tasks, same store."""
+    data = random_data((64, 128, 128), np.uint16)  # 2 MiB, 32 chunks of 32^3 x 4
+    image = make_image(da.from_array(data, chunks=32))
+    threaded, clustered = _twin(tmp_path, "grouped.zarr")
+    totals: dict[str, int] = {}
+    for out, kwargs in ((threaded, {}), (clustered, {"client": client})):
+        key = "cluster" if kwargs else "threads"
+        write_pyramid(
+            image,
+            out,
+            max_layer=2,
+            chunks=32,
+            progress=lambda d, t, m, key=key: totals.__setitem__(key, t),
+            **kwargs,
+        )
+    assert totals["cluster"] < totals["threads"]
+    assert store_bytes(clustered) == store_bytes(threaded)
+
+
 def _leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
@@ -130,13 +150,18 @@ def test_cancel_on_the_cluster_leaves_nothing(tmp_path, client):
     np.testing.assert_array_equal(np.asarray(read_ome_zarr(target).levels[0].data[...]), previous)
 
 
-def test_a_failing_block_on_a_worker_fails_the_write_and_leaves_nothing(tmp_path, client):
+def test_a_failing_block_on_a_worker_fails_the_write_and_leaves_nothing(
+    tmp_path, client, monkeypatch
+):
+    from napari_zarrnii.core.pyramid import cluster
+
     def bad(block, block_info=None):
         if block_info[0]["chunk-location"] == (1, 3, 3):
             raise ValueError("unreadable chunk")
         return block
 
     # 2 MiB: several tasks (about 1 MiB each), so others are in flight when one fails
+    monkeypatch.setattr(cluster, "CLUSTER_TASK_BYTES", 2**20)
     data = random_data((64, 128, 128), np.uint16)
     source = da.from_array(data, chunks=32).map_blocks(bad, dtype=data.dtype)
     with pytest.raises(ValueError, match="unreadable chunk"):

@@ -72,8 +72,9 @@ class CancelEvent(Protocol):
 #: A cancel signal: an event (``is_set()``) or a callable returning True to stop.
 Cancel: TypeAlias = CancelEvent | Callable[[], bool]
 
-#: Aim for about this many input bytes per task when chunks are small: fewer, larger
-#: zarr calls, memory still bounded by ``workers x task``.
+#: Aim for about this many input bytes per task when chunks are small (in threads of
+#: this process): fewer, larger zarr calls, memory still bounded by ``workers x task``.
+#: Executors that pay more per task aim higher (:attr:`BlockExecutor.task_bytes`).
 _TASK_INPUT_BYTES = 2**20
 #: Never group chunks into a task larger than this (input bytes).
 _TASK_MAX_BYTES = 64 * 2**20
@@ -100,12 +101,15 @@ def _task_unit(
     in_itemsize: int,
     factors: tuple[int, ...],
     prefer: tuple[int, ...] | None,
+    target: int | None = None,
 ) -> tuple[int, ...]:
-    """Output block per task: whole chunks (or shards), grouped up to the byte target.
+    """Output block per task: whole chunks (or shards), grouped up to ``target`` input bytes.
 
     With a chunked source (level 0), blocks grow to whole source chunks when those are
-    multiples of ours, so no source chunk is computed or decoded twice.
+    multiples of ours, so no source chunk is computed or decoded twice.  ``target``
+    defaults to ``_TASK_INPUT_BYTES``; a task is never grown past ``_TASK_MAX_BYTES``.
     """
+    target = _TASK_INPUT_BYTES if target is None else min(int(target), _TASK_MAX_BYTES)
     scale = math.prod(factors) * in_itemsize
     unit = list(base)
     if prefer is not None and len(prefer) == len(unit):
@@ -115,7 +119,7 @@ def _task_unit(
     # Grow small blocks along the outer axes first (contiguous slabs in C order).
     for axis in range(len(unit)):
         while (
-            math.prod(min(u, n) for u, n in zip(unit, shape)) * scale * 2 <= _TASK_INPUT_BYTES
+            math.prod(min(u, n) for u, n in zip(unit, shape)) * scale * 2 <= target
             and unit[axis] < shape[axis]
         ):
             unit[axis] *= 2
@@ -397,6 +401,11 @@ class BlockExecutor(ABC, Generic[F]):
     def slots(self) -> int:
         """Blocks in flight at most: two per worker thread, so none waits idle."""
         return 2 * self.workers
+
+    @property
+    def task_bytes(self) -> int:
+        """Input bytes a task aims for when chunks are small (see :func:`_task_unit`)."""
+        return _TASK_INPUT_BYTES
 
     @abstractmethod
     def submit(self, task: BlockTask) -> F:

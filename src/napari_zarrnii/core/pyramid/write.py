@@ -201,9 +201,13 @@ def _create_array(
 
 
 def _jobs_for(
-    image: MultiscaleImage, plan: PyramidPlan, prefix: str, label: str
+    image: MultiscaleImage, plan: PyramidPlan, prefix: str, label: str, task_bytes: int
 ) -> list[_LevelJob]:
-    """One job per level: level 0 (or every level for 'as-is') from the source."""
+    """One job per level: level 0 (or every level for 'as-is') from the source.
+
+    Tasks aim for ``task_bytes`` of input: the executor's
+    :attr:`~.engine.BlockExecutor.task_bytes`.
+    """
     jobs: list[_LevelJob] = []
     ones = (1,) * len(plan.axes)
     for i, lp in enumerate(plan.levels):
@@ -224,7 +228,7 @@ def _jobs_for(
         # Our own previous level has our chunks: no need to prefer its chunking.
         prefer = storage_chunks(source, shards=False) if from_source else None
         job.unit = _task_unit(
-            lp.shards or lp.chunks, lp.shape, plan.dtype.itemsize, factors, prefer
+            lp.shards or lp.chunks, lp.shape, plan.dtype.itemsize, factors, prefer, task_bytes
         )
         jobs.append(job)
     return jobs
@@ -300,15 +304,19 @@ def _write_store(
     for name, lplan in label_plans.items():
         _check_ngff_axes(lplan.axes, f"label '{name}'")
     compressor = plan.compressor
-    jobs = _jobs_for(image, plan, "", "")
-    label_jobs = {
-        name: _jobs_for(image.labels[name], lplan, f"labels/{name}/", f"labels/{name} ")
-        for name, lplan in label_plans.items()
-    }
-    all_jobs = jobs + [j for js in label_jobs.values() for j in js]
-    runner = _Runner(sum(j.n_tasks() for j in all_jobs), progress, cancel)
+    runner = _Runner(0, progress, cancel)  # its total once the blocks are planned
     runner.check_cancel()
     with _executor(workers, client) as executor:
+        task_bytes = executor.task_bytes
+        jobs = _jobs_for(image, plan, "", "", task_bytes)
+        label_jobs = {
+            name: _jobs_for(
+                image.labels[name], lplan, f"labels/{name}/", f"labels/{name} ", task_bytes
+            )
+            for name, lplan in label_plans.items()
+        }
+        all_jobs = jobs + [j for js in label_jobs.values() for j in js]
+        runner.total = sum(j.n_tasks() for j in all_jobs)
         log.info(
             "writing %s: %d levels%s, %s, %d blocks, %d workers",
             dest.location,
