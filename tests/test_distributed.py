@@ -231,8 +231,15 @@ def _console_script() -> list[str]:
     ]
 
 
-def _without_aws(env: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in env.items() if not k.startswith("AWS_")}
+def _without_aws(env: dict[str, str], tmp_path: Path | None = None) -> dict[str, str]:
+    """``env`` without ``AWS_*``; with ``tmp_path``, also no credential files for
+    botocore to find and no instance-metadata server to ask."""
+    out = {k: v for k, v in env.items() if not k.startswith("AWS_")}
+    if tmp_path is not None:
+        out["AWS_SHARED_CREDENTIALS_FILE"] = str(tmp_path / "no-credentials")
+        out["AWS_CONFIG_FILE"] = str(tmp_path / "no-config")
+        out["AWS_EC2_METADATA_DISABLED"] = "true"
+    return out
 
 
 def test_convert_on_a_scheduler_and_workers_started_from_the_command_line(
@@ -250,7 +257,7 @@ def test_convert_on_a_scheduler_and_workers_started_from_the_command_line(
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
     # the workers find the object store only through the options sent with each task
-    worker_env = _without_aws(env)
+    worker_env = _without_aws(env, tmp_path)
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     dask_cli = [sys.executable, "-m", "dask"]
@@ -303,6 +310,20 @@ def test_convert_on_a_scheduler_and_workers_started_from_the_command_line(
             before = _tasks_run(c)
             assert main(["convert", str(nifti), str(on_disk), *write, "--scheduler", address]) == 0
             ran.append(_tasks_run(c) - before)
+            # credentials in the client's environment only: its probe passes, the
+            # workers cannot sign a request; said in one line, nothing left behind
+            lost = f"{s3_bucket}/lost.ome.zarr"
+            run = subprocess.run(
+                [*_console_script(), "convert", str(nifti), lost, *write, "--scheduler", address],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert run.returncode == 2, run.stderr
+            assert "no credentials" in run.stderr and "on 127.0.0.1" not in run.stderr
+            assert "(process " in run.stderr and "Traceback" not in run.stderr
+            assert s3_server.keys(lost) == []
             c.shutdown()  # the scheduler stops its workers, then itself
         assert workers == {"127.0.0.1"}
         # the blocks ran on the workers (grouped into tasks: at least one per level)

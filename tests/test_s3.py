@@ -411,3 +411,47 @@ def test_destinations_that_cannot_be_written_are_refused_first(s3_server, s3_buc
     with pytest.raises(ReadOnlyStoreError, match="no-such-bucket"):
         write_pyramid(image, "s3://no-such-bucket-zarrnii/x.ome.zarr")
     assert s3_server.keys(s3_bucket) == []
+
+
+# -- no credentials -------------------------------------------------------------------------
+
+
+def no_credentials_env(tmp_path) -> dict[str, str]:
+    """This environment with the endpoint but no credentials for botocore to find (nor
+    an instance-metadata server to ask)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["AWS_ENDPOINT_URL"] = os.environ["AWS_ENDPOINT_URL"]
+    env["AWS_SHARED_CREDENTIALS_FILE"] = str(tmp_path / "no-credentials")
+    env["AWS_CONFIG_FILE"] = str(tmp_path / "no-config")
+    env["AWS_EC2_METADATA_DISABLED"] = "true"
+    return env
+
+
+def test_no_credentials_is_said_in_one_line_before_anything_is_written(
+    s3_server, s3_bucket, tmp_path, nifti
+):
+    """The command line, in a process whose environment has no credentials."""
+    import subprocess
+    import sys
+
+    path, _ = nifti
+    there = f"{s3_bucket}/there.ome.zarr"
+    assert main(["convert", str(path), there, "--max-layer", "1", "--no-progress"]) == 0
+    keys = s3_server.keys(s3_bucket)
+    cli = [
+        sys.executable,
+        "-c",
+        "import sys; from napari_zarrnii._cli import main; sys.exit(main())",
+    ]
+    env = no_credentials_env(tmp_path)
+    for args in (
+        ["convert", str(path), f"{s3_bucket}/x.ome.zarr", "--no-progress"],
+        ["info", there],
+    ):
+        run = subprocess.run([*cli, *args], env=env, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 2, run.stderr
+        assert "no credentials" in run.stderr and "AWS_ACCESS_KEY_ID" in run.stderr
+        assert "Traceback" not in run.stderr
+    assert s3_server.keys(s3_bucket) == keys  # nothing written, nothing removed

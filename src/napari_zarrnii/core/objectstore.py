@@ -21,7 +21,9 @@ its storage options, and write their chunks to the URL themselves.
 Filesystems come from fsspec (``s3fs`` for ``s3://``, ``gcsfs`` for ``gs://``,
 ``adlfs`` for ``az://``); credentials and endpoint come from ``storage_options`` or
 from the standard environment of each process (``AWS_ACCESS_KEY_ID``,
-``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL``, ``AWS_PROFILE``, ...).
+``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL``, ``AWS_PROFILE``, ...).  Writes get the
+readers' connect and read time-outs (:func:`~.remote.storage_options_for`), so a
+server that stops answering fails the write instead of hanging it.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from .._errors import (
     ReadOnlyStoreError,
     UnsupportedFormatError,
 )
+from .remote import storage_options_for
 from .storage import METADATA_FILES
 
 if TYPE_CHECKING:
@@ -50,8 +53,10 @@ __all__ = [
     "RemoteLocation",
     "StagedStore",
     "chunk_filesystem_options",
+    "credential_errors",
     "is_metadata_key",
     "metadata_order",
+    "no_credentials_message",
     "unreachable_errors",
 ]
 
@@ -103,6 +108,29 @@ def unreachable_errors() -> tuple[type[BaseException], ...]:
     if botocore is not None:
         errors.append(botocore.ConnectionError)
     return tuple(errors)
+
+
+def credential_errors() -> tuple[type[BaseException], ...]:
+    """What a filesystem raises when it has no credentials to sign a request with.
+
+    botocore (s3fs) raises ``NoCredentialsError`` / ``PartialCredentialsError`` from
+    its own family, not an ``OSError``; nothing when botocore is not imported.
+    """
+    botocore = sys.modules.get("botocore.exceptions")
+    if botocore is None:
+        return ()
+    return (botocore.NoCredentialsError, botocore.PartialCredentialsError)
+
+
+def no_credentials_message(url: str, exc: BaseException, where: str = "") -> str:
+    """One line saying that ``url`` was asked without credentials, and where they go."""
+    place = f" {where}" if where else ""
+    return (
+        f"{url}: no credentials for the object store{place} ({exc}); set "
+        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), pass "
+        "storage_options / --storage-option key=... secret=..., or anon=true for a "
+        "public bucket"
+    )
 
 
 def _scheme(url: str) -> str:
@@ -166,11 +194,14 @@ class RemoteLocation:
         Raises
         ------
         ObjectStoreError
-            The endpoint cannot be reached (this is the first request of a write).
+            The endpoint cannot be reached, or there are no credentials to ask it with
+            (this is the first request of a write).
         """
         self.fs.invalidate_cache(self.root)
         try:
             return bool(self.fs.exists(self.root))
+        except credential_errors() as exc:
+            raise ObjectStoreError(no_credentials_message(self.url, exc)) from exc
         except unreachable_errors() as exc:
             raise ObjectStoreError(
                 f"{self.url}: cannot reach the object store ({exc}); check the endpoint "
@@ -184,10 +215,14 @@ class RemoteLocation:
         ------
         ReadOnlyStoreError
             The key cannot be written (the message keeps the store's own reason).
+        ObjectStoreError
+            There are no credentials to sign the request with.
         """
         key = self._path(f".zarrnii-probe-{uuid.uuid4().hex[:12]}")
         try:
             self.fs.pipe_file(key, b"")
+        except credential_errors() as exc:
+            raise ObjectStoreError(no_credentials_message(self.url, exc)) from exc
         except OSError as exc:
             raise ReadOnlyStoreError(
                 f"{self.url}: cannot write there ({type(exc).__name__}: {exc})"
@@ -241,7 +276,7 @@ def _filesystem(url: str, storage_options: Mapping[str, Any]) -> tuple[Any, str]
     import fsspec
 
     try:
-        return fsspec.url_to_fs(url, **storage_options)
+        return fsspec.url_to_fs(url, **storage_options_for(url, storage_options))
     except ImportError as exc:
         package = _FILESYSTEM_PACKAGES.get(_scheme(url), "the fsspec filesystem for it")
         extra = " (pip install 'napari-zarrnii[s3]')" if package == "s3fs" else ""
@@ -303,7 +338,7 @@ class StagedStore(WrapperStore[FsspecStore]):
         self._staged: dict[str, bytes] = dict(metadata or {})
         try:
             store = FsspecStore.from_url(
-                self.url, storage_options=chunk_filesystem_options(url, self.storage_options)
+                self.url, storage_options=storage_options_for(url, self.storage_options)
             )
         except ImportError as exc:
             package = _FILESYSTEM_PACKAGES.get(_scheme(url), "its fsspec filesystem")

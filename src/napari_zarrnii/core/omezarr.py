@@ -15,7 +15,7 @@ import math
 import os
 import posixpath
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -61,6 +61,13 @@ def _zip_store(src: str, mode: str) -> ZipStore:
     return ZipStore(src, mode="r")
 
 
+def _if_url(
+    url: bool, errors: Callable[[], tuple[type[BaseException], ...]]
+) -> tuple[type[BaseException], ...]:
+    """``errors()`` for a URL, else nothing to catch."""
+    return errors() if url else ()
+
+
 def open_group(
     source: Any,
     mode: Literal["r", "r+", "a", "w", "w-"] = "r",
@@ -86,19 +93,19 @@ def open_group(
         A local store whose ``zarr.json`` (or ``.zgroup``/``.zattrs``) is not a JSON
         object: names the file.
     ObjectStoreError
-        The server of a URL cannot be reached.
+        The server of a URL cannot be reached, or there are no credentials to ask it.
     """
     src = normalize_source(source)
     store: Any = _zip_store(src, mode) if is_zipped(src) else src
     node: zarr.Group | zarr.Array
-    unreachable: tuple[type[BaseException], ...] = ()
     kwargs: dict[str, Any] = {}
-    if is_url(src):
-        from .objectstore import unreachable_errors
+    url = is_url(src)
+    if url and storage_options:
+        kwargs["storage_options"] = dict(storage_options)
+    from .objectstore import credential_errors, no_credentials_message, unreachable_errors
 
-        unreachable = unreachable_errors()
-        if storage_options:
-            kwargs["storage_options"] = dict(storage_options)
+    # The except clauses below ask for these classes only when an error arrives:
+    # botocore's are known only once s3fs has imported it, inside the try.
     try:
         if mode == "r" and is_url(src):
             from .remote import remote_store
@@ -109,11 +116,13 @@ def open_group(
             node = zarr.open(store, mode=mode, **kwargs)
         else:
             node = zarr.open_group(store, mode=mode, **kwargs)
-    except unreachable as exc:
+    except _if_url(url, unreachable_errors) as exc:
         raise ObjectStoreError(
             f"{src}: cannot reach the server ({exc}); check the endpoint "
             "(endpoint_url, AWS_ENDPOINT_URL) and the network"
         ) from exc
+    except _if_url(url, credential_errors) as exc:
+        raise ObjectStoreError(no_credentials_message(src, exc)) from exc
     except zarr.errors.ContainsArrayError as exc:
         _close(store)
         raise NotOmeZarrError(f"{src}: is a zarr array, not an OME-Zarr image group") from exc

@@ -22,6 +22,8 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import os
+import socket
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
@@ -36,8 +38,9 @@ import zarr
 from zarr.core.array_spec import ArrayConfig
 from zarr.core.common import ZarrFormat
 
-from ..._errors import CancelledError
+from ..._errors import CancelledError, ObjectStoreError
 from ..lazy import dask_blocks, is_dask, read_region, storage_chunks
+from ..objectstore import credential_errors, no_credentials_message
 from .chunkio import ChunkIO
 from .kernels import downsample_block
 from .plan import LevelPlan
@@ -314,7 +317,23 @@ def run_block(task: BlockTask) -> BlockResult:
 
     Runs in a worker thread or on a dask.distributed worker; only a small
     :class:`BlockResult` is returned.
+
+    Raises
+    ------
+    ObjectStoreError
+        The process has no credentials for the object store it reads or writes (a
+        worker whose environment lacks them): said in one line naming the machine.
     """
+    try:
+        return _run_block(task)
+    except credential_errors() as exc:
+        # a local target: the object store is the source's
+        url = task.target.store if "://" in task.target.store else "the source"
+        where = f"on {socket.gethostname()} (process {os.getpid()})"
+        raise ObjectStoreError(no_credentials_message(url, exc, where)) from exc
+
+
+def _run_block(task: BlockTask) -> BlockResult:
     source = task.source
     out_region = task.out_region
     if all(f == 1 for f in task.factors):
