@@ -618,7 +618,11 @@ def main() -> None:
         "big": args.big,
         "distributed": args.dist_sizes if args.distributed else [],
     }
-    saved = save_results("write", results, settings, out=args.json, provisional=args.provisional)
+    # a run of the cluster comparison alone is its own benchmark (chart and file), so
+    # that it does not stand in for the comparison with the peers
+    only_clusters = args.distributed and args.no_small and not (args.big or args.cheap)
+    name = "write-distributed" if only_clusters else "write"
+    saved = save_results(name, results, settings, out=args.json, provisional=args.provisional)
     print(f"\nresults: {saved}")
 
 

@@ -7,7 +7,9 @@ newest file of each benchmark and writes ``docs/images/bench-<benchmark>.png``:
   and reader, such as ``browse``): for every metric, how many times more the peer
   needs than napari-zarrnii (time, memory, bytes; above 1 means napari-zarrnii needs
   less), one bar per case and peer;
-* benchmarks of napari-zarrnii alone (``roi``): each metric per step.
+* benchmarks of napari-zarrnii alone (``roi``, ``s3``): each metric per step;
+* ``*-distributed`` benchmarks: napari-zarrnii on clusters against napari-zarrnii on
+  threads (in the peers' charts these rows are left out).
 
 Results files are described in ``benchmarks/_results.py``.  Run it again after
 re-running a benchmark; the charts of a provisional (small) run say so in their title.
@@ -51,7 +53,16 @@ LABELS = {
     "zoom_in": "zoom in",
     "pan": "pan",
     "reader_cost": "reader's own cost",
+    "requests": "requests",
+    "put": "PUT requests",
+    "get": "GET requests",
+    "head": "HEAD requests",
+    "other_requests": "other requests",
+    "request_errors": "answers with an error status",
+    "stored_mib": "stored",
 }
+#: On a cluster, at most this many times the threaded wall time is the goal.
+CLUSTER_GOAL = 1.25
 UNITS = {"_s": "s", "_mib": "MiB", "chunks": "chunks"}
 
 
@@ -76,8 +87,18 @@ def _median(value: Any) -> float | None:
     return None
 
 
-def ratios(data: dict[str, Any]) -> dict[str, dict[tuple[str, str], float]]:
-    """metric -> {(case, peer): peer's value / ours} for the cases both measured."""
+def _is_cluster(tool: str) -> bool:
+    """A row of our own engine on a cluster (compared with our threads, not a peer)."""
+    return "cluster" in tool.lower() or "scheduler" in tool.lower()
+
+
+def ratios(
+    data: dict[str, Any], clusters: bool = False
+) -> dict[str, dict[tuple[str, str], float]]:
+    """metric -> {(case, peer): peer's value / ours} for the cases both measured.
+
+    With ``clusters``, the rows of napari-zarrnii on a cluster instead of the peers'.
+    """
     values: dict[str, dict[str, dict[str, float]]] = {}  # metric -> case -> tool -> value
     if "summary" in data:  # per case, per reader, per metric: {median, min, max, n}
         for case, readers in data["summary"].items():
@@ -100,10 +121,7 @@ def ratios(data: dict[str, Any]) -> dict[str, dict[tuple[str, str], float]]:
             if not base or base <= 0:
                 continue
             for tool, value in tools.items():
-                if tool not in (ours, "floor") and value > 0:
-                    if "cluster" in tool.lower() or "scheduler" in tool.lower():
-                        # our own engine on a cluster, against our threads (client RSS)
-                        tool = f"napari-zarrnii on {tool}, vs threads"
+                if tool not in (ours, "floor") and value > 0 and _is_cluster(tool) == clusters:
                     found.setdefault(metric, {})[(case, tool)] = value / base
     return found
 
@@ -114,27 +132,48 @@ def _title(name: str, data: dict[str, Any]) -> str:
     return f"{name} benchmark, {date}{note}"
 
 
-def plot_ratios(name: str, data: dict[str, Any], out: Path) -> Path | None:
-    """Grouped horizontal bars: one panel per metric, one bar per (case, peer)."""
-    found = ratios(data)
+def plot_ratios(name: str, data: dict[str, Any], out: Path, clusters: bool = False) -> Path | None:
+    """Grouped horizontal bars: one panel per metric, one bar per (case, peer).
+
+    With ``clusters``: one bar per (case, cluster), napari-zarrnii on the cluster
+    against napari-zarrnii on threads; green where the time is within
+    :data:`CLUSTER_GOAL` and the memory or bytes are no more than on threads.
+    """
+    found = ratios(data, clusters=clusters)
     if not found:
         return None
     metrics = list(found)
     height = sum(1.0 + 0.32 * len(found[m]) for m in metrics) + 0.8
-    fig, axes = plt.subplots(len(metrics), 1, figsize=(8.5, height), squeeze=False)
+    all_cases = {case for m in metrics for (case, _) in found[m]}
+    longest = max(
+        len(tool if len(all_cases) == 1 else f"{case} — {tool}")
+        for m in metrics
+        for (case, tool) in found[m]
+    )
+    # wide enough for the bar labels and the bars beside them
+    width = max(8.5, 4.0 + 0.062 * longest)
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(width, height), squeeze=False)
     for ax, metric in zip(axes[:, 0], metrics):
         items = sorted(found[metric].items())
         cases = {case for (case, _), _ in items}
         labels = [tool if len(cases) == 1 else f"{case} — {tool}" for (case, tool), _ in items]
         values = [v for _, v in items]
-        colors = ["#2e7d32" if v >= 1 else "#c62828" for v in values]
+        if clusters:
+            limit = CLUSTER_GOAL if metric.endswith("_s") else 1.0 + 1e-3
+            colors = ["#2e7d32" if v <= limit else "#c62828" for v in values]
+        else:
+            colors = ["#2e7d32" if v >= 1 else "#c62828" for v in values]
         bars = ax.barh(range(len(values)), values, color=colors)
         ax.set_yticks(range(len(values)), labels, fontsize=8)
         ax.invert_yaxis()
         ax.axvline(1.0, color="#555555", linewidth=1)
         ax.set_xscale("log")
         where = f" ({next(iter(cases))})" if len(cases) == 1 else ""
-        ax.set_title(f"{LABELS.get(metric, metric)}{where}: peer ÷ napari-zarrnii", fontsize=9)
+        # at the right edge of the bars: a centred title runs off a narrow panel
+        ratio = "cluster ÷ threads" if clusters else "peer ÷ napari-zarrnii"
+        if clusters and metric in ("peak_rss_mib", "rss_above_source_mib"):
+            ratio += " (the client process)"
+        ax.set_title(f"{LABELS.get(metric, metric)}{where}: {ratio}", fontsize=9, loc="right")
         for bar, value in zip(bars, values):
             ax.annotate(
                 f"{value:.2g}x",
@@ -149,7 +188,12 @@ def plot_ratios(name: str, data: dict[str, Any], out: Path) -> Path | None:
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.tick_params(axis="x", labelsize=7)
-    fig.suptitle(_title(name, data) + "\nabove 1: napari-zarrnii needs less", fontsize=10)
+    legend = (
+        f"napari-zarrnii on a cluster against its threads; goal: time at most {CLUSTER_GOAL}x"
+        if clusters
+        else "above 1: napari-zarrnii needs less"
+    )
+    fig.suptitle(_title(name, data) + "\n" + legend, fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -166,14 +210,22 @@ def plot_steps(name: str, data: dict[str, Any], out: Path) -> Path | None:
     if not rows:
         return None
     metrics = list(dict.fromkeys(m for r in rows for m in r["metrics"]))
+    ncols = min(len(metrics), 4)
+    nrows = -(-len(metrics) // ncols)
     fig, axes = plt.subplots(
-        1, len(metrics), figsize=(4.2 * len(metrics), 0.45 * len(rows) + 1.6), squeeze=False
+        nrows,
+        ncols,
+        figsize=(4.2 * ncols, (0.45 * len(rows) + 1.2) * nrows + 0.4),
+        squeeze=False,
     )
+    for ax in axes.flat[len(metrics) :]:
+        ax.set_visible(False)
     labels = [r["case"] for r in rows]
-    for k, (ax, metric) in enumerate(zip(axes[0], metrics)):
+    for k, (ax, metric) in enumerate(zip(axes.flat, metrics)):
         values = [_median(r["metrics"].get(metric)) or 0.0 for r in rows]
         ax.barh(range(len(values)), values, color="#3f51b5")
-        ax.set_yticks(range(len(values)), labels if k == 0 else [""] * len(values), fontsize=8)
+        first = k % ncols == 0
+        ax.set_yticks(range(len(values)), labels if first else [""] * len(values), fontsize=8)
         ax.invert_yaxis()
         ax.set_title(
             f"{LABELS.get(metric, metric)} ({_unit(metric)})".replace(" ()", ""), fontsize=9
@@ -202,7 +254,10 @@ def plot_all(folder: Path = RESULTS, images: Path = IMAGES) -> list[Path]:
     written = []
     for name, data in sorted(load(folder).items()):
         out = images / f"bench-{name}.png"
-        made = plot_ratios(name, data, out) or plot_steps(name, data, out)
+        if name.endswith("-distributed"):  # our engine on clusters against its threads
+            made = plot_ratios(name, data, out, clusters=True)
+        else:
+            made = plot_ratios(name, data, out) or plot_steps(name, data, out)
         if made is not None:
             written.append(made)
     return written
