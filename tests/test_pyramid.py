@@ -869,6 +869,111 @@ def image_with_channels_and_labels(source_kind: str = "numpy") -> MultiscaleImag
     )
 
 
+def _count_carried(monkeypatch) -> list[int]:
+    """Counts the blocks written from what the level before handed on in memory."""
+    from napari_zarrnii.core.pyramid import engine
+
+    seen = [0, 0]  # blocks from memory, blocks that could have been
+    original = engine._LevelJob._carried_block
+
+    def counting(self, index):
+        block = original(self, index)
+        seen[0] += block is not None
+        seen[1] += 1
+        return block
+
+    monkeypatch.setattr(engine._LevelJob, "_carried_block", counting)
+    return seen
+
+
+@pytest.mark.parametrize("method", ["local_mean", "nearest", "mode", "max", "min"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        # v2, one chunk per task: 8 blocks of level k make one of level k+1
+        {"ngff_version": "0.4", "chunks": (4, 8, 8), "source_chunks": None},
+        # v3 shards, a dask source chunked larger than ours: a block of level 0, once
+        # downsampled, is split among several blocks of level 1
+        {"ngff_version": "0.5", "chunks": (4, 8, 8), "source_chunks": (16, 32, 32)},
+        {"ngff_version": "0.5", "chunks": (4, 4, 4), "shards": (8, 8, 8), "source_chunks": None},
+    ],
+)
+def test_levels_handed_on_in_memory_are_the_levels_read_back(tmp_path, monkeypatch, method, case):
+    """Each level built from the blocks the level before handed on in memory is byte for
+    byte the level built by reading the level before back from the store; odd sizes put
+    partial windows at the ends; with a small memory budget some blocks do each."""
+    from napari_zarrnii.core.pyramid import engine
+
+    monkeypatch.setattr(engine, "_TASK_INPUT_BYTES", 1)  # one chunk (or shard) per task
+    data = random_data((21, 37, 45), np.uint16)
+    data[:, :, :12] = 0  # blocks entirely 0 are not stored: handed on all the same
+    case = dict(case)
+    source_chunks = case.pop("source_chunks")
+    source = data if source_chunks is None else da.from_array(data, chunks=source_chunks)
+    kwargs = {"max_layer": 3, "scaling_method": method, **case}
+
+    monkeypatch.setattr(engine, "_CARRY_BYTES", 0)  # the reference: every level read back
+    reference = tmp_path / "read-back" / "img.zarr"  # the name is in the metadata
+    write_pyramid(make_image(source), reference, **kwargs)
+    want = store_bytes(reference)
+
+    for budget, name in ((64 * 2**20, "in-memory"), (2500, "some-in-memory")):
+        monkeypatch.setattr(engine, "_CARRY_BYTES", budget)
+        if budget < 2**20:  # planned although it cannot fit: the cap drops pieces
+            monkeypatch.setattr(engine._LevelJob, "carry_bytes", lambda self, child: 0)
+        carried = _count_carried(monkeypatch)
+        out = tmp_path / name / "img.zarr"
+        write_pyramid(make_image(source), out, **kwargs)
+        if name == "in-memory":
+            assert carried[0] == carried[1] > 0  # every level past 0 from memory
+        else:
+            assert 0 < carried[0] < carried[1]  # the budget ran out for some
+        assert store_bytes(out) == want, name
+        monkeypatch.undo()
+        monkeypatch.setattr(engine, "_TASK_INPUT_BYTES", 1)
+
+
+def test_only_levels_whose_pieces_fit_are_handed_on(tmp_path, monkeypatch):
+    """Blocks go row by row (the source's order): the pieces of a row wait in memory.
+    A level whose rows would not fit the budget reads the level before back instead
+    (no piece computed for nothing); deeper, smaller levels are still handed on."""
+    from napari_zarrnii.core.pyramid import engine
+
+    monkeypatch.setattr(engine, "_TASK_INPUT_BYTES", 1)
+    per_level: dict[str, list[bool]] = {}
+    original = engine._LevelJob._carried_block
+
+    def recording(self, index):
+        block = original(self, index)
+        per_level.setdefault(self.name, []).append(block is not None)
+        return block
+
+    monkeypatch.setattr(engine._LevelJob, "_carried_block", recording)
+    built = []
+    original_task = engine._LevelJob.task
+
+    def task(self, index, *, portable):
+        made = original_task(self, index, portable=portable)
+        built.append((self.name, made.carry is not None))
+        return made
+
+    monkeypatch.setattr(engine._LevelJob, "task", task)
+    data = random_data((32, 64, 64), np.uint16)
+    # level 0 -> 1: rows of 8x8 blocks of 4x8x8, each handing on 2x4x4 voxels:
+    # 1.5 x 64 x 32 x 2 bytes = 6 KiB; level 1 -> 2: rows of 4x4 blocks, 1.5 KiB.
+    # A budget of 4 KiB takes only the second.
+    monkeypatch.setattr(engine, "_CARRY_BYTES", 4 * 2**10)
+    out = tmp_path / "fits" / "img.zarr"
+    write_pyramid(make_image(data), out, max_layer=2, chunks=(4, 8, 8))
+    assert "level 1/2" not in per_level  # read back from the store
+    assert per_level["level 2/2"] and all(per_level["level 2/2"])
+    assert not any(carry for name, carry in built if name == "level 0/2")
+    monkeypatch.setattr(engine, "_CARRY_BYTES", 0)
+    reference = tmp_path / "reference" / "img.zarr"
+    write_pyramid(make_image(data), reference, max_layer=2, chunks=(4, 8, 8))
+    assert store_bytes(out) == store_bytes(reference)
+
+
 def test_block_tasks_are_self_contained(tmp_path, monkeypatch):
     """Tasks run from pickled copies (as on another process) write the same store."""
     import pickle

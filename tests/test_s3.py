@@ -132,7 +132,7 @@ def test_credentials_and_endpoint_from_the_environment_or_storage_options(
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key-from-env")
     sent = run(["convert", str(path), f"{s3_bucket}/env.ome.zarr", *write])
-    assert len(sent) > 10 and {r.access_key for r in sent} == {"key-from-env"}
+    assert len(sent) > 5 and {r.access_key for r in sent} == {"key-from-env"}
     assert {r.method for r in sent} >= {"PUT", "DELETE"}  # the probe key, put and deleted
 
     # options win: endpoint and key given on the command line, a dead endpoint in the
@@ -141,7 +141,7 @@ def test_credentials_and_endpoint_from_the_environment_or_storage_options(
     options = ["--storage-option", f"endpoint_url={s3_server.endpoint}"]
     options += ["--storage-option", "key=key-from-option", "--storage-option", "secret=s"]
     sent = run(["convert", str(path), f"{s3_bucket}/options.ome.zarr", *write, *options])
-    assert len(sent) > 10 and {r.access_key for r in sent} == {"key-from-option"}
+    assert len(sent) > 5 and {r.access_key for r in sent} == {"key-from-option"}
     sent = run(["info", f"{s3_bucket}/options.ome.zarr", *options])
     assert sent and {r.access_key for r in sent} == {"key-from-option"}
     capsys.readouterr()

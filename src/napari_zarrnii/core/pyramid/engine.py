@@ -81,6 +81,10 @@ Cancel: TypeAlias = CancelEvent | Callable[[], bool]
 _TASK_INPUT_BYTES = 2**20
 #: Never group chunks into a task larger than this (input bytes).
 _TASK_MAX_BYTES = 64 * 2**20
+#: Blocks of the next level computed ahead by the tasks of the level before
+#: (:meth:`_LevelJob.hand_on`) are kept in memory up to this many bytes; a level whose
+#: pieces would not fit reads the level before back from the store instead.
+_CARRY_BYTES = 64 * 2**20
 #: Arrays are written with ``write_empty_chunks``: :func:`run_block` skips all-fill
 #: blocks itself, which spares zarr that check on every chunk.
 ARRAY_CONFIG = ArrayConfig(order="C", write_empty_chunks=True)
@@ -298,6 +302,9 @@ class BlockTask:
     factors: tuple[int, ...]
     method: str
     dtype: np.dtype[Any]
+    #: the next level's factors and method: also return this block downsampled by them
+    #: (threads only: it is the next level's input, handed on in memory)
+    carry: tuple[tuple[int, ...], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -305,11 +312,13 @@ class BlockResult:
     """What a block task returns: the region it covered and whether it wrote it.
 
     ``written`` is False for a block that is entirely 0 (the fill value): nothing is
-    stored for it.
+    stored for it.  ``carried`` is the block downsampled for the next level when the
+    task was asked for it (:attr:`BlockTask.carry`).
     """
 
     out_region: tuple[slice, ...]
     written: bool
+    carried: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 def run_block(task: BlockTask) -> BlockResult:
@@ -354,7 +363,11 @@ def _run_block(task: BlockTask) -> BlockResult:
     written = bool(out.any())
     if written:
         task.target.write(out_region, out)
-    return BlockResult(out_region, written)
+    carried = None
+    if task.carry is not None:
+        # what the next level would compute from this block once written and read back
+        carried = downsample_block(out, *task.carry)
+    return BlockResult(out_region, written, carried)
 
 
 def _portable(source: Any, region: tuple[slice, ...]) -> tuple[Any, tuple[slice, ...]]:
@@ -490,6 +503,25 @@ class ThreadExecutor(BlockExecutor["Future[BlockResult]"]):
 # ----------------------------------------------------------------------------------------
 
 
+class _CarryBudget:
+    """Bytes of carried blocks held in memory, shared by the levels of one write."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.peak = 0
+
+    def take(self, nbytes: int) -> bool:
+        if self.used + nbytes > self.limit:
+            return False
+        self.used += nbytes
+        self.peak = max(self.peak, self.used)
+        return True
+
+    def give(self, nbytes: int) -> None:
+        self.used -= nbytes
+
+
 @dataclass(eq=False)
 class _LevelJob:
     """How to fill one output array: from which source, by which factors and method."""
@@ -511,6 +543,18 @@ class _LevelJob:
     done: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     _cursor: Iterator[tuple[int, ...]] | None = None
     _head: tuple[int, ...] | None = None
+    #: the job that reads this one's array, when its tasks should get their input from
+    #: this job's tasks in memory (see :meth:`hand_on`)
+    carry_to: _LevelJob | None = None
+    #: blocks of this level handed on by the previous level's tasks: block index ->
+    #: [(where in the block, values)]; indices whose pieces did not all fit
+    _pieces: dict[tuple[int, ...], list[tuple[tuple[slice, ...], np.ndarray]]] = field(
+        default_factory=dict
+    )
+    _dropped: set[tuple[int, ...]] = field(default_factory=set)
+    _budget: _CarryBudget | None = None
+    #: blocks written from what the previous level handed on (not read back)
+    carried_blocks: int = 0
 
     @property
     def target(self) -> zarr.Array:
@@ -565,13 +609,106 @@ class _LevelJob:
         index, self._head = self._head, next(self._cursor, None)
         return index
 
+    # -- blocks handed on in memory -----------------------------------------------------
+    def can_carry_to(self, child: _LevelJob) -> bool:
+        """True when ``child``'s blocks can be assembled from this job's, downsampled.
+
+        Every block of this level must start on a multiple of the child's factors, so
+        that no window of the child straddles two of them: then a block downsampled on
+        its own gives exactly the child's voxels over it (every method is local to its
+        window; a partial window only ever comes at the array's end).
+        """
+        return all(
+            u % f == 0 or u >= n for u, f, n in zip(self.unit, child.factors, self.plan.shape)
+        )
+
+    def carry_bytes(self, child: _LevelJob) -> int:
+        """About the most memory the pieces handed on to ``child`` take at once.
+
+        Blocks go in row-major order, the order of the source's storage.  A block of
+        the child is complete once the blocks under it along the first downsampled
+        axis are all written, so the pieces of about one row of this level's blocks
+        (all blocks with the same index on that axis) wait in memory, plus some of the
+        next: 1.5 rows.
+        """
+        axis = next((a for a, f in enumerate(child.factors) if f > 1), 0)
+        piece = math.prod(-(-u // f) for u, f in zip(self.unit, child.factors))
+        row = math.prod(self.grid[axis + 1 :])
+        return int(1.5 * row * piece * self.dtype.itemsize)
+
+    def hand_on(self, out_region: tuple[slice, ...], carried: np.ndarray) -> None:
+        """Keep ``carried`` (the block at ``out_region``, downsampled) for the next level."""
+        child = self.carry_to
+        assert child is not None and child._budget is not None
+        reduced = [
+            (r.start // f, r.start // f + n)
+            for r, f, n in zip(out_region, child.factors, carried.shape)
+        ]
+        ranges = [range(a // u, (b - 1) // u + 1) for (a, b), u in zip(reduced, child.unit)]
+        whole = math.prod(len(r) for r in ranges) == 1
+        for index in itertools.product(*ranges):
+            if index in child._dropped:
+                continue
+            block = _region(index, child.unit, child.plan.shape)
+            src, dst = [], []
+            for (a, b), r in zip(reduced, block):
+                lo, hi = max(a, r.start), min(b, r.stop)
+                src.append(slice(lo - a, hi - a))
+                dst.append(slice(lo - r.start, hi - r.start))
+            piece = carried if whole else np.ascontiguousarray(carried[tuple(src)])
+            if not child._budget.take(piece.nbytes):
+                child._drop(index)
+                continue
+            child._pieces.setdefault(index, []).append((tuple(dst), piece))
+
+    def _drop(self, index: tuple[int, ...]) -> None:
+        self._dropped.add(index)
+        assert self._budget is not None
+        for _, piece in self._pieces.pop(index, []):
+            self._budget.give(piece.nbytes)
+
+    def _carried_block(self, index: tuple[int, ...]) -> np.ndarray | None:
+        """Block ``index`` assembled from what the previous level handed on, or None.
+
+        Called once the previous level's blocks under it are all done, so either every
+        piece is here or one was dropped (then the block reads the store).
+        """
+        pieces = self._pieces.pop(index, None)
+        if self._budget is not None:
+            for _, piece in pieces or []:
+                self._budget.give(piece.nbytes)
+        if pieces is None or index in self._dropped:
+            self._dropped.discard(index)
+            return None
+        prev = self.previous
+        assert prev is not None
+        needed = self.in_region(_region(index, self.unit, self.plan.shape))
+        expected = math.prod(
+            (r.stop - 1) // u - r.start // u + 1 for r, u in zip(needed, prev.unit)
+        )
+        if len(pieces) != expected:  # pragma: no cover - a bug
+            raise RuntimeError(f"{self.name}: block {index} got {len(pieces)}/{expected} parts")
+        region = _region(index, self.unit, self.plan.shape)
+        out = np.empty(tuple(r.stop - r.start for r in region), self.dtype)
+        for dst, piece in pieces:
+            out[dst] = piece
+        return out
+
     def task(self, index: tuple[int, ...], *, portable: bool) -> BlockTask:
         """The self-contained task of block ``index``."""
         assert self.location is not None
         out_region = _region(index, self.unit, self.plan.shape)
         in_region = self.in_region(out_region)
         source: Any
-        if self.previous is not None:
+        factors = self.factors
+        carried = self._carried_block(index) if self._budget is not None else None
+        if carried is not None:
+            # the previous level's tasks computed it already: write it as it is
+            source, src_chunks = carried, carried.shape
+            in_region = tuple(slice(0, n) for n in carried.shape)
+            factors = (1,) * len(carried.shape)
+            self.carried_blocks += 1
+        elif self.previous is not None:
             assert self.previous.location is not None
             source, src_chunks = self.previous.location, self.previous.plan.chunks
         else:
@@ -579,15 +716,17 @@ class _LevelJob:
             src_chunks = storage_chunks(source, shards=False) or self.source_shape
             if portable:
                 source, in_region = _portable(source, in_region)
+        child = self.carry_to
         return BlockTask(
             source=source,
             in_region=in_region,
             src_chunks=src_chunks,
             target=self.location,
             out_region=out_region,
-            factors=self.factors,
+            factors=factors,
             method=self.method,
             dtype=self.dtype,
+            carry=None if child is None else (child.factors, child.method),
         )
 
 
@@ -619,6 +758,8 @@ class _Runner:
         else:
             raise TypeError(f"cancel must be a threading.Event or a callable, not {cancel!r}")
         self.peak_in_flight = 0
+        #: memory of the blocks handed on to the next level (threads only)
+        self.carry: _CarryBudget | None = None
 
     def cancelled(self) -> bool:
         return bool(self._cancelled())
@@ -627,12 +768,36 @@ class _Runner:
         if self.cancelled():
             raise CancelledError("write cancelled; nothing was written")
 
+    def _plan_carry(self, jobs: Sequence[_LevelJob]) -> None:
+        """Which levels get their input in memory from the tasks of the level before.
+
+        Only in this process: tasks sent to other processes read it from the store (no
+        pixel comes back here).  Levels are taken from the top (where reading back costs
+        most) while their expected memory fits :data:`_CARRY_BYTES`; the budget also
+        caps what is really held (a piece that does not fit is dropped, and its block
+        reads the store).
+        """
+        self.carry = _CarryBudget(_CARRY_BYTES)
+        planned = 0
+        for job in sorted(jobs, key=lambda j: j.depth):
+            prev = job.previous
+            if prev is None or not prev.can_carry_to(job):
+                continue
+            need = prev.carry_bytes(job)
+            if planned + need > _CARRY_BYTES:
+                continue
+            planned += need
+            prev.carry_to = job
+            job._budget = self.carry
+
     def run(self, executor: BlockExecutor[F], jobs: Sequence[_LevelJob]) -> None:
         for job in jobs:
             job.start()
         order = sorted(jobs, key=lambda j: -j.depth)  # deeper levels first when ready
         pending: dict[F, tuple[_LevelJob, tuple[int, ...]]] = {}
         portable = executor.ships_tasks
+        if not portable:
+            self._plan_carry(jobs)
         try:
             while True:
                 while len(pending) < executor.slots:
@@ -651,6 +816,8 @@ class _Runner:
                 for future in executor.wait_any(list(pending)):
                     job, index = pending.pop(future)
                     result = future.result()
+                    if result.carried is not None and job.carry_to is not None:
+                        job.hand_on(result.out_region, result.carried)
                     job.done[index] = True
                     self.done += 1
                     self.written += result.written

@@ -340,10 +340,12 @@ def _write_store(
                 executor,
             )
     log.info(
-        "wrote %s (%d blocks, %d not all 0, peak %d in flight)",
+        "wrote %s (%d blocks, %d not all 0, %d from the level before in memory, "
+        "peak %d in flight)",
         dest.location,
         runner.done,
         runner.written,
+        sum(j.carried_blocks for j in all_jobs),
         runner.peak_in_flight,
     )
     return dest.location if dest.is_remote else local_path(dest.location)
