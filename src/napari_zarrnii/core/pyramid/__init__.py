@@ -8,10 +8,12 @@ Plan, preview and write are kept apart:
 * :func:`downsample_block` reduces one numpy block (``local_mean``, ``mode``,
   ``nearest``, ``max``, ``min``).
 * :func:`write_pyramid` streams level 0 from the source in chunk-aligned blocks, then
-  builds every next level from the previous level *as written on disk*, block by block,
-  with a bounded number of blocks in flight: peak memory is about ``block size x
-  workers``, whatever the image size.  A block of level k+1 starts as soon as the
-  blocks of level k it reads are written, so levels overlap.  Blocks are
+  builds every next level from the previous level *as written*, block by block, with a
+  bounded number of blocks in flight: peak memory is about ``block size x workers``
+  (plus at most 64 MiB of blocks handed on), whatever the image size.  A block of level
+  k+1 starts as soon as the blocks of level k it reads are written, so levels overlap;
+  in threads, the tasks of level k also hand their blocks, downsampled, on to level
+  k+1 in memory, so level k is not read back from the store.  Blocks are
   self-contained tasks (:func:`~.engine.run_block`) run by an executor: a thread pool,
   or the workers of a ``dask.distributed`` client (``client=``).  :func:`write_levels`
   writes the levels of an existing multiscale image as they are.

@@ -3,7 +3,10 @@
 Level 0 is streamed from the source in chunk-aligned blocks; every next level is
 computed from the previous level *as written*, block by block.  A block of level k+1
 is submitted as soon as the blocks of level k it reads are written, so levels overlap;
-memory is bounded by the blocks in flight, whatever the image size.
+memory is bounded by the blocks in flight, whatever the image size.  In threads, the
+tasks of level k also return their block downsampled for level k+1, which is then
+assembled in memory instead of read back from the store (:meth:`_LevelJob.hand_on`;
+at most ``_CARRY_BYTES`` held).
 
 Two parts, kept apart so that the same scheduler runs blocks in threads or on a
 dask.distributed cluster:
