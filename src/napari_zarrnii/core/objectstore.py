@@ -263,7 +263,8 @@ def chunk_filesystem_options(url: str, storage_options: Mapping[str, Any]) -> di
     whole-object read, to split objects larger than its block size (50 MiB) into
     concurrent range requests.  Chunks are smaller than that, so for ``s3://`` the
     default here is ``max_concurrency=1``: one GET per chunk read (by readers, and by
-    the writer where it reads a level back), not a HEAD and a GET.  An explicit ``max_concurrency`` is kept.
+    the writer where it reads a level back), not a HEAD and a GET.  An explicit
+    ``max_concurrency`` is kept.
     """
     options = dict(storage_options)
     if _scheme(url) in ("s3", "s3a"):
