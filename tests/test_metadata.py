@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import zarr
 
@@ -299,3 +301,29 @@ def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+def test_one_window_rule_for_the_reader_and_the_writers(tmp_path, caplog):
+    """The reader ignores, and every writer refuses, the same windows, for the same reason."""
+    import logging
+
+    from napari_zarrnii import ChannelMetadataError
+    from napari_zarrnii.core.model import window_problem as rule
+    from napari_zarrnii.core.ngff import parse_omero
+    from napari_zarrnii.core.pyramid import write_pyramid
+
+    from .test_pyramid import make_image, random_data
+
+    image = make_image(random_data((4, 8, 8), np.uint16))
+    for start, end in ((5.0, 1.0), (3.0, 3.0), (float("inf"), 9.0)):
+        problem = rule(start, end)
+        assert problem is not None
+        assert window_problem(Window(start, end, 0.0, 10.0)) == problem  # the widget's check
+        with caplog.at_level(logging.WARNING, logger="napari_zarrnii.core.ngff"):
+            caplog.clear()
+            (channel,) = parse_omero({"channels": [{"window": {"start": start, "end": end}}]}, 1)
+        assert channel.window is None and problem in caplog.text
+        omero = {"channels": [{"window": {"start": start, "end": end}}]}
+        with pytest.raises(ChannelMetadataError, match=re.escape(problem)):
+            write_pyramid(image, tmp_path / "never.ome.zarr", omero=omero)
+    assert rule(1.0, 2.0) is None and rule(None, 2.0) is None

@@ -525,7 +525,8 @@ def test_omero_colour_that_is_no_colour_is_refused_before_writing(
     assert "omero_metadata: channels[0].color 'notacolor' is not a colour" in str(info.value)
     with pytest.raises(ChannelMetadataError, match=r"omero: channels\[0\]\.color"):
         save_image(z.image, out, omero=bad)
-    with pytest.raises(ChannelMetadataError, match=r"window: end 1 must be above start 5"):
+    reversed_window = r"channels\[0\]\.window: start \(5\) must be below end \(1\)"
+    with pytest.raises(ChannelMetadataError, match=reversed_window):
         write_pyramid(z.image, out, omero={"channels": [{"window": {"start": 5, "end": 1}}, {}]})
     assert not out.exists()
 

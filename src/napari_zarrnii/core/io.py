@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -490,7 +489,7 @@ def check_omero_channels(omero: Any, image: MultiscaleImage, *, argument: str = 
 
 def _check_channel_entries(channels: list[Any], argument: str) -> None:
     """Refuse channel entries a writer would otherwise drop silently (bad colour, window)."""
-    from .model import normalize_color
+    from .model import normalize_color, window_problem
 
     for i, entry in enumerate(channels):
         where = f"{argument}: channels[{i}]"
@@ -509,20 +508,17 @@ def _check_channel_entries(channels: list[Any], argument: str) -> None:
             raise ChannelMetadataError(
                 f"{where}.window must be a mapping of start, end (and min, max)"
             )
-        values = {}
+        values: dict[str, float | None] = {}
         for key in ("start", "end", "min", "max"):
             value = window.get(key)
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float))
+            ):
                 raise ChannelMetadataError(f"{where}.window.{key} {value!r} is not a number")
-            if not math.isfinite(value):
-                raise ChannelMetadataError(f"{where}.window.{key} must be finite, not {value}")
-            values[key] = float(value)
-        if "start" in values and "end" in values and values["end"] <= values["start"]:
-            raise ChannelMetadataError(
-                f"{where}.window: end {values['end']:g} must be above start {values['start']:g}"
-            )
+            values[key] = None if value is None else float(value)
+        problem = window_problem(values["start"], values["end"], values["min"], values["max"])
+        if problem is not None:
+            raise ChannelMetadataError(f"{where}.window: {problem}")
 
 
 def auto_max_layer(image: MultiscaleImage, target: int = 256, limit: int = 8) -> int:

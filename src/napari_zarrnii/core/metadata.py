@@ -19,7 +19,6 @@ from __future__ import annotations
 import errno
 import json
 import logging
-import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import Any
 
 from .._errors import InvalidMetadataError, NotOmeZarrError, ReadOnlyStoreError
 from .model import ChannelInfo, Window
+from .model import window_problem as model_window_problem
 from .ngff import emit_omero, ngff_attrs
 from .omezarr import detect_layout, read_ome_zarr
 from .store import is_url, local_path, normalize_source, replace_file_atomically
@@ -43,16 +43,10 @@ _MANAGED_CHANNEL_KEYS = frozenset({"label", "color", "window", "active", "invert
 def window_problem(window: Window) -> str | None:
     """Why a channel window cannot be saved, or None when it can.
 
-    The rule is the reader's (:func:`~.ngff.parse_omero` ignores any other window):
-    finite numbers and ``start`` below ``end``.  ``min`` and ``max`` need no check:
-    saving widens them to include the window.
+    The rule is the reader's (:func:`~.model.window_problem`; :func:`~.ngff.parse_omero`
+    ignores any other window): finite numbers and ``start`` below ``end``.
     """
-    values = (window.start, window.end, window.min, window.max)
-    if not all(math.isfinite(float(v)) for v in values):
-        return "start, end, min and max must be finite numbers"
-    if not window.start < window.end:
-        return f"start ({window.start:g}) must be below end ({window.end:g})"
-    return None
+    return model_window_problem(window.start, window.end, window.min, window.max)
 
 
 def read_channels(source: Any) -> list[ChannelInfo]:

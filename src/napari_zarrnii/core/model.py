@@ -32,6 +32,7 @@ __all__ = [
     "default_channel_color",
     "integer_factor",
     "normalize_color",
+    "window_problem",
 ]
 
 AXIS_TYPES = ("time", "channel", "space")
@@ -152,6 +153,28 @@ class Window:
     end: float
     min: float
     max: float
+
+
+def window_problem(
+    start: float | None,
+    end: float | None,
+    low: float | None = None,
+    high: float | None = None,
+) -> str | None:
+    """Why a display window is unusable, or None: the one rule of the reader and writers.
+
+    The values given (``start``, ``end``, ``min``, ``max``; None is "not given") must be
+    finite, and ``start`` below ``end``.  ``min`` and ``max`` need no order: saving widens
+    them to include the window.  An ``omero`` window that breaks the rule is ignored
+    when read (:func:`~.ngff.parse_omero`) and refused when written.
+    """
+    named = {"start": start, "end": end, "min": low, "max": high}
+    bad = [k for k, v in named.items() if v is not None and not math.isfinite(float(v))]
+    if bad:
+        return f"{', '.join(bad)} must be finite, not {', '.join(str(named[k]) for k in bad)}"
+    if start is not None and end is not None and not start < end:
+        return f"start ({start:g}) must be below end ({end:g})"
+    return None
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from .model import (
     axis_type_of,
     default_channel_color,
     normalize_color,
+    window_problem,
 )
 from .placement import (
     Frame,
@@ -379,14 +380,20 @@ def _parse_systems(
     )
 
 
-def _number(value: Any) -> float | None:
+def _float(value: Any) -> float | None:
+    """``value`` as a float (infinities and NaN included), None when it is no number."""
     if isinstance(value, bool):
         return None
     try:
-        out = float(value)
+        return float(value)
     except (TypeError, ValueError):
         return None
-    return out if np.isfinite(out) else None
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a finite float, else None."""
+    out = _float(value)
+    return out if out is not None and np.isfinite(out) else None
 
 
 def parse_omero(omero: Any, n_channels: int, path: str = "") -> list[ChannelInfo]:
@@ -439,9 +446,14 @@ def parse_omero(omero: Any, n_channels: int, path: str = "") -> list[ChannelInfo
         window = None
         w = raw.get("window")
         if isinstance(w, Mapping):
-            start, end = _number(w.get("start")), _number(w.get("end"))
+            start, end = _float(w.get("start")), _float(w.get("end"))
             lo, hi = _number(w.get("min")), _number(w.get("max"))
-            if start is not None and end is not None and end > start:
+            problem = (
+                "start and end must be numbers"
+                if start is None or end is None
+                else window_problem(start, end)
+            )
+            if problem is None and start is not None and end is not None:
                 window = Window(
                     start,
                     end,
@@ -449,7 +461,13 @@ def parse_omero(omero: Any, n_channels: int, path: str = "") -> list[ChannelInfo
                     hi if hi is not None else end,
                 )
             else:
-                log.warning("%s: omero.channels[%d].window %r unusable; ignored", path, i, dict(w))
+                log.warning(
+                    "%s: omero.channels[%d].window %r unusable (%s); ignored",
+                    path,
+                    i,
+                    dict(w),
+                    problem,
+                )
         active = raw.get("active")
         infos.append(
             ChannelInfo(
