@@ -328,7 +328,8 @@ def run_block(task: BlockTask) -> BlockResult:
     """Read a block's input, downsample it, write it to the target: one task.
 
     Runs in a worker thread or on a dask.distributed worker; only a small
-    :class:`BlockResult` is returned.
+    :class:`BlockResult` is returned (with, when the task asks for it in threads, the
+    block downsampled for the next level).
 
     Raises
     ------
