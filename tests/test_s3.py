@@ -276,7 +276,7 @@ def test_metadata_is_written_after_every_chunk_the_root_last(s3_server, s3_bucke
     done = threading.Event()
 
     def poll() -> None:
-        while not done.wait(0.2):
+        while not done.wait(0.01):  # a listing every few ms: the write takes under 1 s
             snapshots.append(s3_server.keys(url))
 
     poller = threading.Thread(target=poll)
