@@ -83,9 +83,27 @@ def test_widget_pages_show_both_theme_screenshots(site: Path) -> None:
 def test_benchmark_charts_are_published(site: Path) -> None:
     html = _text(site / "benchmarks" / "index.html")
     charts = re.findall(r'src="\.\./images/(bench-[\w-]+\.png)"', html)
-    assert {"bench-write.png", "bench-open.png", "bench-roi.png"} <= set(charts)
+    assert {
+        "bench-write.png",
+        "bench-write-distributed.png",
+        "bench-open.png",
+        "bench-roi.png",
+        "bench-s3.png",
+    } <= set(charts)
     for chart in charts:
         assert (site / "images" / chart).stat().st_size > 10_000
+
+
+def test_diagrams_need_no_network(site: Path) -> None:
+    """The diagrams' library is served by the site itself (the theme fetches mermaid
+    from a CDN only when no ``mermaid`` is loaded): the pages work offline."""
+    html = _text(site / "architecture" / "index.html")
+    assert 'class="mermaid"' in html
+    scripts = re.findall(r'<script src="([^"]+)"', html)
+    mine = [s for s in scripts if "mermaid" in s]
+    assert mine and not any("://" in s for s in scripts)
+    assert (site / "architecture" / mine[0]).resolve().stat().st_size > 1_000_000
+    assert (site / "javascripts" / "mermaid-LICENSE.txt").is_file()
 
 
 def test_api_pages_are_rendered_from_the_docstrings(site: Path) -> None:
