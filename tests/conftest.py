@@ -127,6 +127,20 @@ def ngff_store(tmp_path: Path):
 # -- dask.distributed ------------------------------------------------------------------------
 
 
+@pytest.fixture
+def sample_store(tmp_path: Path):
+    """A maker of small two-channel 3-D OME-Zarr stores with labels, written by our writer:
+    ``sample_store(version="0.5", name="sample.ome.zarr")``."""
+    from napari_zarrnii.core.pyramid import write_pyramid
+    from napari_zarrnii.core.sample import make_sample_image
+
+    def make(version: str = "0.5", name: str = "sample.ome.zarr") -> Path:
+        image = make_sample_image(shape=(16, 64, 64), n_levels=1, n_cells=6)
+        return write_pyramid(image, tmp_path / name, max_layer=2, chunks=16, ngff_version=version)
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def dask_client():
     """A LocalCluster of two worker processes (one thread each), for the whole session.

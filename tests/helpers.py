@@ -14,7 +14,7 @@ from zarr.storage import WrapperStore
 
 from napari_zarrnii.core.storage import METADATA_FILES
 
-__all__ = ["CountingStore", "chunks_overlapping"]
+__all__ = ["WIDGET_TIMEOUT_MS", "CountingStore", "chunks_overlapping", "wait_until_idle"]
 
 
 def chunks_overlapping(shape: Sequence[int], chunks: Sequence[int], key: Sequence[slice]) -> int:
@@ -79,3 +79,12 @@ class CountingStore(WrapperStore):
         for key, _ in key_ranges:
             self._count(key)
         return await self._store.get_partial_values(prototype, key_ranges)
+
+
+#: How long a widget test waits for a background task (milliseconds).
+WIDGET_TIMEOUT_MS = 30_000
+
+
+def wait_until_idle(qtbot: Any, widget: Any, timeout: int = WIDGET_TIMEOUT_MS) -> None:
+    """Wait (processing Qt events) until ``widget``'s background runner is idle."""
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=timeout)

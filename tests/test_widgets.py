@@ -3,35 +3,18 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from napari_zarrnii.core.omezarr import read_ome_zarr
-from napari_zarrnii.core.pyramid import write_pyramid
-from napari_zarrnii.core.sample import make_sample_image
 
+from .helpers import WIDGET_TIMEOUT_MS, wait_until_idle
 from .ngff_schemas import validate_ngff
 
 pytestmark = pytest.mark.gui
 
-TIMEOUT = 30_000
-
-
-@pytest.fixture
-def sample_store(tmp_path):
-    """A small two-channel 3-D OME-Zarr with labels, written by our writer."""
-
-    def make(version: str = "0.5", name: str = "sample.ome.zarr") -> Path:
-        image = make_sample_image(shape=(16, 64, 64), n_levels=1, n_cells=6)
-        return write_pyramid(image, tmp_path / name, max_layer=2, chunks=16, ngff_version=version)
-
-    return make
-
-
-def _wait(qtbot, widget):
-    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=TIMEOUT)
+TIMEOUT = WIDGET_TIMEOUT_MS
 
 
 # -- storage report ----------------------------------------------------------------------
@@ -44,7 +27,7 @@ def test_storage_report(make_napari_viewer, qtbot, sample_store):
     viewer = make_napari_viewer()
     viewer.open(str(path), plugin="napari-zarrnii")
     widget = StorageReportWidget(viewer)
-    _wait(qtbot, widget)
+    wait_until_idle(qtbot, widget)
     assert widget.runner.last_outcome == "done"
     assert [r.level for r in widget.rows] == [0, 1, 2, None]
     assert widget.rows[-1].bytes_on_disk > 0
@@ -131,7 +114,7 @@ def test_channel_read_only_source_saves_a_copy(
     copy = tmp_path / "copy.ome.zarr"
     widget.ask_save_path = lambda: str(copy)
     widget.save_as_button.click()
-    _wait(qtbot, widget)
+    wait_until_idle(qtbot, widget)
     assert widget.runner.last_outcome == "done", widget.runner.last_error
     saved = read_ome_zarr(copy)
     assert [c.label for c in saved.channels] == ["DAPI", "membrane"]
@@ -197,7 +180,7 @@ def test_pyramid_from_layer_writes_and_opens(make_napari_viewer, qtbot, tmp_path
     widget.chunks.value = "8,16,16"
     widget.compressor.value = "zstd"
     widget.run_button.clicked.emit()
-    _wait(qtbot, widget)
+    wait_until_idle(qtbot, widget)
     assert widget.runner.last_outcome == "done", widget.runner.last_error
     image = read_ome_zarr(out)
     assert image.num_levels == 3 and image.ngff_version == "0.5"
@@ -217,7 +200,7 @@ def test_pyramid_from_layer_writes_and_opens(make_napari_viewer, qtbot, tmp_path
     widget.n_levels.value = 2
     widget.ngff_version.value = "0.4"
     widget.run()
-    _wait(qtbot, widget)
+    wait_until_idle(qtbot, widget)
     assert asked == [str(out)]
     assert widget.runner.last_outcome == "done", widget.runner.last_error
     image = read_ome_zarr(out)
@@ -227,7 +210,7 @@ def test_pyramid_from_layer_writes_and_opens(make_napari_viewer, qtbot, tmp_path
     widget.confirm_overwrite = lambda path, question: False
     widget.n_levels.value = 1
     widget.run()
-    _wait(qtbot, widget)
+    wait_until_idle(qtbot, widget)
     assert widget.runner.last_outcome == "cancelled"
     assert read_ome_zarr(out).num_levels == 2
 
@@ -254,7 +237,7 @@ def test_pyramid_cancel_leaves_nothing(make_napari_viewer, qtbot, tmp_path, monk
     widget.run()
     qtbot.waitUntil(lambda: widget.runner.busy and widget.runner._bar.max > 0, timeout=TIMEOUT)
     widget.runner._cancel_button.clicked.emit()
-    _wait(qtbot, widget)
+    wait_until_idle(qtbot, widget)
     assert widget.runner.last_outcome == "cancelled"
     assert list(tmp_path.iterdir()) == []
     assert [ly.name for ly in viewer.layers] == ["vol"]
@@ -275,7 +258,7 @@ def test_pyramid_from_nifti_file(make_napari_viewer, qtbot, tmp_path):
     widget.output.value = out
     widget.n_levels.value = 2
     widget.run()
-    _wait(qtbot, widget)
+    wait_until_idle(qtbot, widget)
     assert widget.runner.last_outcome == "done", widget.runner.last_error
     image = read_ome_zarr(out)
     from napari_zarrnii.core.nifti import read_nifti
@@ -308,7 +291,7 @@ def test_pyramid_to_an_s3_url(make_napari_viewer, qtbot, s3_server, s3_bucket, m
     widget.n_levels.value = 2
     widget.chunks.value = "8,16,16"
     assert widget.run() is True
-    _wait(qtbot, widget)
+    wait_until_idle(qtbot, widget)
     assert widget.runner.last_outcome == "done", widget.runner.last_error
     image = read_ome_zarr(url)
     assert image.num_levels == 2
@@ -320,7 +303,7 @@ def test_pyramid_to_an_s3_url(make_napari_viewer, qtbot, s3_server, s3_bucket, m
     widget.confirm_overwrite = lambda path, question: asked.append(path) or True
     widget.n_levels.value = 1
     widget.run()
-    _wait(qtbot, widget)
+    wait_until_idle(qtbot, widget)
     assert asked == [url]
     assert widget.runner.last_outcome == "done", widget.runner.last_error
     assert read_ome_zarr(url).num_levels == 1
@@ -400,7 +383,7 @@ def test_crop_find_tissue_draws_rectangle(crop_setup, qtbot):
 
     viewer, widget, path = crop_setup
     widget.run_find_tissue()
-    _wait(qtbot, widget)
+    wait_until_idle(qtbot, widget)
     assert widget.runner.last_outcome == "done", widget.runner.last_error
     assert widget.box is not None
     roi = viewer.layers["ROI"]
@@ -424,7 +407,7 @@ def test_crop_save(crop_setup, qtbot, tmp_path, suffix):
     out = tmp_path / f"crop{suffix}"
     widget.save_path.value = out
     widget.save_button.clicked.emit()
-    _wait(qtbot, widget)
+    wait_until_idle(qtbot, widget)
     assert widget.runner.last_outcome == "done", widget.runner.last_error
     expected = np.asarray(read_ome_zarr(path).levels[0].data[:, 1:5, 8:40, 16:48])
     if suffix == ".nii.gz":
@@ -440,7 +423,7 @@ def test_crop_save(crop_setup, qtbot, tmp_path, suffix):
     asked = []
     widget.confirm_overwrite = lambda p, question: asked.append(p) or False
     widget.save()
-    _wait(qtbot, widget)
+    wait_until_idle(qtbot, widget)
     assert asked == [str(out)]
 
 
@@ -457,7 +440,7 @@ def test_widgets_dock_through_npe2(make_napari_viewer, qtbot, sample_store, name
     dock, widget = viewer.window.add_plugin_dock_widget("napari-zarrnii", name)
     assert dock is not None and widget is not None
     if hasattr(widget, "runner"):
-        _wait(qtbot, widget)
+        wait_until_idle(qtbot, widget)
         assert widget.runner.last_outcome in (None, "done")
 
 
@@ -473,7 +456,7 @@ def test_pyramid_from_omezarr_folder(make_napari_viewer, qtbot, sample_store, tm
     widget.output.value = out
     widget.n_levels.value = 2
     widget.run()
-    _wait(qtbot, widget)
+    wait_until_idle(qtbot, widget)
     assert widget.runner.last_outcome == "done", widget.runner.last_error
     saved, source = read_ome_zarr(out), read_ome_zarr(path)
     np.testing.assert_array_equal(

@@ -7,8 +7,6 @@ that stick, invalid input, declined questions, closed docks and the smaller ones
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from napari.utils.notifications import NotificationSeverity, notification_manager
@@ -19,21 +17,11 @@ from napari_zarrnii.core.pyramid import write_pyramid
 from napari_zarrnii.core.sample import make_sample_image
 
 from .conftest import ramp
+from .helpers import WIDGET_TIMEOUT_MS, wait_until_idle
 
 pytestmark = pytest.mark.gui
 
-TIMEOUT = 30_000
-
-
-@pytest.fixture
-def sample_store(tmp_path):
-    """A small two-channel 3-D OME-Zarr with labels, written by our writer."""
-
-    def make(version: str = "0.5", name: str = "sample.ome.zarr") -> Path:
-        image = make_sample_image(shape=(16, 64, 64), n_levels=1, n_cells=6)
-        return write_pyramid(image, tmp_path / name, max_layer=2, chunks=16, ngff_version=version)
-
-    return make
+TIMEOUT = WIDGET_TIMEOUT_MS
 
 
 @pytest.fixture
@@ -49,10 +37,6 @@ def errors():
         ]
 
     return shown
-
-
-def _wait(qtbot, widget):
-    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=TIMEOUT)
 
 
 def _pyramid_widget(viewer):
@@ -77,7 +61,7 @@ def test_pyramid_rerun_writes_the_chosen_layer(make_napari_viewer, qtbot, tmp_pa
     widget.n_levels.value = 2
     assert widget.open_result.value
     widget.run_button.clicked.emit()
-    _wait(qtbot, widget)
+    wait_until_idle(qtbot, widget)
     assert widget.runner.last_outcome == "done", widget.runner.last_error
     # the result replaced the chosen layer, and the selection follows it (not 'other')
     chosen = list(widget.layers.value)
@@ -91,7 +75,7 @@ def test_pyramid_rerun_writes_the_chosen_layer(make_napari_viewer, qtbot, tmp_pa
     questions = []
     widget.confirm_overwrite = lambda path, question: questions.append((path, question)) or True
     widget.run_button.clicked.emit()
-    _wait(qtbot, widget)
+    wait_until_idle(qtbot, widget)
     assert widget.runner.last_outcome == "done", widget.runner.last_error
     assert len(questions) == 1
     path, question = questions[0]
@@ -122,14 +106,14 @@ def test_pyramid_replacing_a_shown_store_reopens_it(make_napari_viewer, qtbot, t
     widget = _pyramid_widget(viewer)
     widget.output.value = first
     widget.run()
-    _wait(qtbot, widget)
+    wait_until_idle(qtbot, widget)
     viewer.add_image(np.full((4, 24, 24), 3, np.uint16), name="other")
     widget.layers.value = [viewer.layers["other"]]
     widget.open_result.value = False
     questions = []
     widget.confirm_overwrite = lambda path, question: questions.append(question) or True
     widget.run()
-    _wait(qtbot, widget)
+    wait_until_idle(qtbot, widget)
     assert widget.runner.last_outcome == "done", widget.runner.last_error
     assert "'single'" in questions[0] and "'other'" in questions[0]
     shown = [ly for ly in viewer.layers if ly.metadata.get("napari_zarrnii", {}).get("source")]
@@ -184,7 +168,7 @@ def test_write_in_busy_gui_thread_ends_done(
         widget.save_path.value = tmp_path / "crop.ome.zarr"
         widget.save()
     assert QThreadPool.globalInstance().waitForDone(TIMEOUT)
-    _wait(qtbot, widget)
+    wait_until_idle(qtbot, widget)
     assert widget.runner.last_outcome == "done", widget.runner.last_error
     assert widget.runner.status.endswith(": done")
     assert errors() == []
@@ -253,7 +237,7 @@ def test_declined_replace_is_not_an_error(make_napari_viewer, qtbot, tmp_path, e
     widget.output.value = out
     widget.confirm_overwrite = lambda path, question: False
     widget.run()
-    _wait(qtbot, widget)
+    wait_until_idle(qtbot, widget)
     assert widget.runner.last_outcome == "cancelled"
     assert "cancelled" in widget.runner.status and "kept" in widget.runner.status
     assert read_ome_zarr(out).levels[0].shape == before
@@ -280,7 +264,7 @@ def test_closing_the_dock_stops_the_write(make_napari_viewer, qtbot, tmp_path, m
     widget.run()
     qtbot.waitUntil(lambda: bool(started), timeout=TIMEOUT)
     dock.title.close_button.click()  # the dock's own close button
-    _wait(qtbot, widget)
+    wait_until_idle(qtbot, widget)
     assert widget.runner.last_outcome == "cancelled"
     assert not (tmp_path / "never.ome.zarr").exists()
     assert list(viewer.layers) == [source]
@@ -319,7 +303,7 @@ def test_channel_metadata_of_an_in_memory_layer(make_napari_viewer, qtbot, tmp_p
     out = tmp_path / "saved.ome.zarr"
     widget.ask_save_path = lambda: str(out)
     widget.save_as_button.click()
-    _wait(qtbot, widget)
+    wait_until_idle(qtbot, widget)
     assert widget.runner.last_outcome == "done", widget.runner.last_error
     saved = read_ome_zarr(out)
     assert [c.label for c in saved.channels] == ["nuclei"]
@@ -333,7 +317,7 @@ def test_storage_report_describes_an_in_memory_layer(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     viewer.add_image(np.zeros((8, 32, 32), np.uint16), name="scratch")
     widget = StorageReportWidget(viewer)
-    _wait(qtbot, widget)
+    wait_until_idle(qtbot, widget)
     assert widget.layer.value is viewer.layers["scratch"]
     assert "in memory" in widget.source.value
     assert widget.table.data[0][1] == "8x32x32"
@@ -346,7 +330,7 @@ def test_storage_report_ratio_has_two_decimals(make_napari_viewer, qtbot, sample
     viewer = make_napari_viewer()
     viewer.open(str(sample_store()), plugin="napari-zarrnii")
     widget = StorageReportWidget(viewer)
-    _wait(qtbot, widget)
+    wait_until_idle(qtbot, widget)
     ratios = widget.table.data[7][1:]
     assert all(len(r.split(".")[-1]) == 2 for r in ratios), ratios
 
@@ -369,7 +353,7 @@ def test_find_tissue_offers_the_threshold_and_shows_the_box(crop_setup, qtbot, e
     viewer.scene.camera.center = (0.0, 500.0, 500.0)  # looking far away from the image
     viewer.scene.camera.zoom = 50.0
     widget.run_find_tissue()
-    _wait(qtbot, widget)
+    wait_until_idle(qtbot, widget)
     assert widget.runner.last_outcome == "done", widget.runner.last_error
     assert "Otsu" in widget.threshold.native.placeholderText()
     # the view now shows the whole box
@@ -383,7 +367,7 @@ def test_find_tissue_offers_the_threshold_and_shows_the_box(crop_setup, qtbot, e
     # a threshold above every voxel: the message points at the control that is there
     widget.threshold.value = "1e9"
     widget.run_find_tissue()
-    _wait(qtbot, widget)
+    wait_until_idle(qtbot, widget)
     assert widget.runner.last_outcome == "failed"
     assert "threshold" in widget.runner.status
     widget.threshold.value = "lots"
@@ -410,7 +394,7 @@ def test_saved_crop_is_a_pyramid(crop_setup, qtbot, tmp_path):
     out = tmp_path / "crop.ome.zarr"
     widget.save_path.value = out
     widget.save()
-    _wait(qtbot, widget)
+    wait_until_idle(qtbot, widget)
     assert widget.runner.last_outcome == "done", widget.runner.last_error
     saved = read_ome_zarr(out)
     assert saved.num_levels >= 2
