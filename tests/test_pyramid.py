@@ -933,6 +933,24 @@ def test_levels_handed_on_in_memory_are_the_levels_read_back(tmp_path, monkeypat
         monkeypatch.setattr(engine, "_TASK_INPUT_BYTES", 1)
 
 
+@pytest.mark.parametrize("method", ["local_mean", "nearest", "max"])
+def test_negative_zeros_are_handed_on_as_they_read_back(tmp_path, monkeypatch, method):
+    """A float block of -0.0 only is all fill value: not stored, it reads back as +0.0,
+    and is handed on as +0.0 too (the bytes of the next level are the same)."""
+    from napari_zarrnii.core.pyramid import engine
+
+    monkeypatch.setattr(engine, "_TASK_INPUT_BYTES", 1)
+    data = np.full((4, 4, 16), -0.0, np.float32)
+    data[:, :, 6:] = 1.0
+    stores = {}
+    for budget, name in ((0, "read-back"), (64 * 2**20, "in-memory")):
+        monkeypatch.setattr(engine, "_CARRY_BYTES", budget)
+        out = tmp_path / name / "img.zarr"
+        write_pyramid(make_image(data), out, max_layer=1, chunks=(4, 4, 4), scaling_method=method)
+        stores[name] = store_bytes(out)
+    assert stores["in-memory"] == stores["read-back"]
+
+
 def test_only_levels_whose_pieces_fit_are_handed_on(tmp_path, monkeypatch):
     """Blocks go row by row (the source's order): the pieces of a row wait in memory.
     A level whose rows would not fit the budget reads the level before back instead

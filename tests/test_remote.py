@@ -228,3 +228,16 @@ def test_server_that_stops_answering_times_out(slow_http, monkeypatch):
     with pytest.warns(ChunkReadWarning, match="TimeoutError|Timeout"):
         plane = np.asarray(layers[1][0][0][7])
     assert not plane.any()
+
+
+def test_object_store_urls_get_time_outs_and_one_get_per_chunk():
+    """Readers and writers of s3:// (and s3a://) give up on a silent server, and read a
+    chunk with one GET; the caller's nested options win key by key."""
+    from napari_zarrnii.core.remote import CONNECT_TIMEOUT, READ_TIMEOUT, storage_options_for
+
+    for url in ("s3://bucket/x.ome.zarr", "s3a://bucket/x.ome.zarr"):
+        options = storage_options_for(url, {"config_kwargs": {"read_timeout": 5}})
+        assert options["config_kwargs"] == {"connect_timeout": CONNECT_TIMEOUT, "read_timeout": 5}
+        assert options["max_concurrency"] == 1
+        assert storage_options_for(url)["config_kwargs"]["read_timeout"] == READ_TIMEOUT
+    assert storage_options_for("gs://bucket/x.ome.zarr", {"token": "anon"}) == {"token": "anon"}

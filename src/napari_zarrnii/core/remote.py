@@ -43,7 +43,7 @@ def _default_options(url: str) -> dict[str, Any]:
             total=None, sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT
         )
         return {"client_kwargs": {"timeout": timeout}}
-    if url.startswith("s3://"):
+    if url.startswith(("s3://", "s3a://")):
         return {
             "config_kwargs": {"connect_timeout": CONNECT_TIMEOUT, "read_timeout": READ_TIMEOUT}
         }

@@ -369,8 +369,9 @@ def _run_block(task: BlockTask) -> BlockResult:
         task.target.write(out_region, out)
     carried = None
     if task.carry is not None:
-        # what the next level would compute from this block once written and read back
-        carried = downsample_block(out, *task.carry)
+        # what the next level computes from this block once written and read back: a
+        # block not written reads back as the fill value (+0.0 where it held -0.0)
+        carried = downsample_block(out if written else np.zeros_like(out), *task.carry)
     return BlockResult(out_region, written, carried)
 
 
