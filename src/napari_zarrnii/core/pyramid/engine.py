@@ -340,8 +340,9 @@ def run_block(task: BlockTask) -> BlockResult:
     try:
         return _run_block(task)
     except credential_errors() as exc:
-        # a local target: the object store is the source's
-        url = task.target.store if "://" in task.target.store else "the source"
+        # the object store is the target's or the source's: a local target rules one out
+        target = task.target.store
+        url = f"{target} (or the source)" if "://" in target else "the source"
         where = f"on {socket.gethostname()} (process {os.getpid()})"
         raise ObjectStoreError(no_credentials_message(url, exc, where)) from exc
 
