@@ -933,6 +933,38 @@ def test_levels_handed_on_in_memory_are_the_levels_read_back(tmp_path, monkeypat
         monkeypatch.setattr(engine, "_TASK_INPUT_BYTES", 1)
 
 
+def test_parts_of_dropped_blocks_are_not_computed(tmp_path, monkeypatch):
+    """Once a block of the next level is dropped (its parts did not fit), the remaining
+    blocks under it hand nothing on; the result is the same."""
+    from napari_zarrnii.core.pyramid import engine
+
+    monkeypatch.setattr(engine, "_TASK_INPUT_BYTES", 1)
+    data = random_data((16, 32, 32), np.uint16)
+    kwargs = {"max_layer": 1, "chunks": (4, 8, 8), "workers": 1}
+    monkeypatch.setattr(engine, "_CARRY_BYTES", 0)
+    reference = tmp_path / "read-back" / "img.zarr"
+    write_pyramid(make_image(data), reference, **kwargs)
+
+    monkeypatch.setattr(engine, "_CARRY_BYTES", 1)  # every part is dropped on arrival
+    monkeypatch.setattr(engine._LevelJob, "carry_bytes", lambda self, child: 0)
+    asked = []
+    original = engine._LevelJob._carry_for
+
+    def carry_for(self, out_region):
+        made = original(self, out_region)
+        if self.carry_to is not None:
+            asked.append(made is not None)
+        return made
+
+    monkeypatch.setattr(engine._LevelJob, "_carry_for", carry_for)
+    out = tmp_path / "dropped" / "img.zarr"
+    write_pyramid(make_image(data), out, **kwargs)
+    # 8 blocks of level 0 under each of level 1's: the first ones (in flight before the
+    # first part is dropped) still compute theirs, the rest do not
+    assert any(asked) and not all(asked)
+    assert store_bytes(out) == store_bytes(reference)
+
+
 @pytest.mark.parametrize("method", ["local_mean", "nearest", "max"])
 def test_negative_zeros_are_handed_on_as_they_read_back(tmp_path, monkeypatch, method):
     """A float block of -0.0 only is all fill value: not stored, it reads back as +0.0,

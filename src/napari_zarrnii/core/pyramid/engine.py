@@ -642,15 +642,36 @@ class _LevelJob:
         row = math.prod(self.grid[axis + 1 :])
         return int(1.5 * row * piece * self.dtype.itemsize)
 
+    def _child_blocks(
+        self, out_region: tuple[slice, ...]
+    ) -> tuple[list[tuple[int, int]], list[range]]:
+        """Where the block at ``out_region`` lands in the next level, downsampled, and the
+        indices of the next level's blocks it is part of (per axis)."""
+        child = self.carry_to
+        assert child is not None
+        reduced = [
+            (r.start // f, r.start // f + -(-(r.stop - r.start) // f))
+            for r, f in zip(out_region, child.factors)
+        ]
+        ranges = [range(a // u, (b - 1) // u + 1) for (a, b), u in zip(reduced, child.unit)]
+        return reduced, ranges
+
+    def _carry_for(self, out_region: tuple[slice, ...]) -> tuple[tuple[int, ...], str] | None:
+        """What the task of this block hands on: nothing when every block of the next
+        level it is part of has been dropped already (they read the store)."""
+        child = self.carry_to
+        if child is None:
+            return None
+        _, ranges = self._child_blocks(out_region)
+        if all(index in child._dropped for index in itertools.product(*ranges)):
+            return None
+        return child.factors, child.method
+
     def hand_on(self, out_region: tuple[slice, ...], carried: np.ndarray) -> None:
         """Keep ``carried`` (the block at ``out_region``, downsampled) for the next level."""
         child = self.carry_to
         assert child is not None and child._budget is not None
-        reduced = [
-            (r.start // f, r.start // f + n)
-            for r, f, n in zip(out_region, child.factors, carried.shape)
-        ]
-        ranges = [range(a // u, (b - 1) // u + 1) for (a, b), u in zip(reduced, child.unit)]
+        reduced, ranges = self._child_blocks(out_region)
         whole = math.prod(len(r) for r in ranges) == 1
         for index in itertools.product(*ranges):
             if index in child._dropped:
@@ -722,7 +743,6 @@ class _LevelJob:
             src_chunks = storage_chunks(source, shards=False) or self.source_shape
             if portable:
                 source, in_region = _portable(source, in_region)
-        child = self.carry_to
         return BlockTask(
             source=source,
             in_region=in_region,
@@ -732,7 +752,7 @@ class _LevelJob:
             factors=factors,
             method=self.method,
             dtype=self.dtype,
-            carry=None if child is None else (child.factors, child.method),
+            carry=self._carry_for(out_region),
         )
 
 
