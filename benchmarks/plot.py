@@ -194,7 +194,7 @@ def plot_ratios(name: str, data: dict[str, Any], out: Path, clusters: bool = Fal
         else "above 1: napari-zarrnii needs less"
     )
     fig.suptitle(_title(name, data) + "\n" + legend, fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.55 / height))  # room for the two-line title
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / height))  # room for the two-line title
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
