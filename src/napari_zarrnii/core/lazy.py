@@ -578,10 +578,9 @@ def read_region(data: Any, region: tuple[slice, ...], dtype: Any = None) -> np.n
     calling thread): whole chunks straight from their tasks (:func:`dask_blocks`),
     other regions by slicing; lazy arrays and zarr arrays read only the region.
     """
-    direct = dask_blocks(data, region)
     if isinstance(data, DaskBlocks):
         block = data.compute(region)
-    elif direct is not None:
+    elif (direct := dask_blocks(data, region)) is not None:
         block = direct.compute()
     else:
         block = data[region]

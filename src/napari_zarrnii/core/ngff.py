@@ -448,19 +448,14 @@ def parse_omero(omero: Any, n_channels: int, path: str = "") -> list[ChannelInfo
         if isinstance(w, Mapping):
             start, end = _float(w.get("start")), _float(w.get("end"))
             lo, hi = _number(w.get("min")), _number(w.get("max"))
-            problem = (
-                "start and end must be numbers"
-                if start is None or end is None
-                else window_problem(start, end)
-            )
-            if problem is None and start is not None and end is not None:
-                window = Window(
-                    start,
-                    end,
-                    lo if lo is not None else min(start, 0.0),
-                    hi if hi is not None else end,
-                )
+            if start is None or end is None:
+                problem: str | None = "start and end must be numbers"
             else:
+                problem = window_problem(start, end)
+                if problem is None:
+                    low = lo if lo is not None else min(start, 0.0)
+                    window = Window(start, end, low, hi if hi is not None else end)
+            if problem is not None:
                 log.warning(
                     "%s: omero.channels[%d].window %r unusable (%s); ignored",
                     path,

@@ -15,7 +15,7 @@ import math
 import os
 import posixpath
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -61,11 +61,18 @@ def _zip_store(src: str, mode: str) -> ZipStore:
     return ZipStore(src, mode="r")
 
 
-def _if_url(
-    url: bool, errors: Callable[[], tuple[type[BaseException], ...]]
-) -> tuple[type[BaseException], ...]:
-    """``errors()`` for a URL, else nothing to catch."""
-    return errors() if url else ()
+def _remote_errors(url: bool, kind: str) -> tuple[type[BaseException], ...]:
+    """The errors of ``kind`` (``"unreachable"``, ``"credentials"``) a URL's filesystem
+    raises; nothing for a local store (whose opening imports no object-store code).
+
+    Asked for when an error arrives: botocore's classes exist only once s3fs has
+    imported it, which happens while the store is opened.
+    """
+    if not url:
+        return ()
+    from .objectstore import credential_errors, unreachable_errors
+
+    return unreachable_errors() if kind == "unreachable" else credential_errors()
 
 
 def open_group(
@@ -102,10 +109,6 @@ def open_group(
     url = is_url(src)
     if url and storage_options:
         kwargs["storage_options"] = dict(storage_options)
-    from .objectstore import credential_errors, no_credentials_message, unreachable_errors
-
-    # The except clauses below ask for these classes only when an error arrives:
-    # botocore's are known only once s3fs has imported it, inside the try.
     try:
         if mode == "r" and is_url(src):
             from .remote import remote_store
@@ -116,12 +119,14 @@ def open_group(
             node = zarr.open(store, mode=mode, **kwargs)
         else:
             node = zarr.open_group(store, mode=mode, **kwargs)
-    except _if_url(url, unreachable_errors) as exc:
+    except _remote_errors(url, "unreachable") as exc:
         raise ObjectStoreError(
             f"{src}: cannot reach the server ({exc}); check the endpoint "
             "(endpoint_url, AWS_ENDPOINT_URL) and the network"
         ) from exc
-    except _if_url(url, credential_errors) as exc:
+    except _remote_errors(url, "credentials") as exc:
+        from .objectstore import no_credentials_message
+
         raise ObjectStoreError(no_credentials_message(src, exc)) from exc
     except zarr.errors.ContainsArrayError as exc:
         _close(store)
